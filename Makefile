@@ -1,0 +1,42 @@
+# One quality gate: `make test` installs what is missing, lints and runs every test.
+# `make demo` runs the whole pipeline on the local two-node Slurm cluster.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SHELL_SCRIPTS = $(shell git ls-files '*.sh' '*.sbatch' 'jobs/submit' 'lifecycle/*.sh' .ci/run 2>/dev/null | sort -u)
+
+.PHONY: setup lint test unit demo down synth bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy infra training hpctl
+	shellcheck -x $(SHELL_SCRIPTS)
+
+## the README's test command: install, lint, every test (the local Slurm ones included)
+test: lint
+	$(VENV)/bin/pytest
+
+## tests that need no Slurm daemons
+unit: setup
+	$(VENV)/bin/pytest -m "not slurm"
+
+## the README's main command: the full pipeline on the local Slurm cluster
+demo: setup
+	bash scripts/demo.sh
+
+## stop the local Slurm cluster
+down:
+	bash localslurm/down.sh
+
+synth: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" node_modules/.bin/cdk synth --quiet
+
+bench: setup
+	$(PY) bench/consolidate_merge.py
+
+clean:
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

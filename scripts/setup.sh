@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a fresh Debian machine: apt packages,
+# the Python venv and the pinned CDK CLI. Idempotent and quick when nothing changed,
+# so `make test` and `make demo` can always call it first.
+set -euo pipefail
+
+: "${VENV:=.venv}"
+: "${PYTHON:=python3}"
+: "${APT_PACKAGES:=slurm-wlm munge shellcheck}"
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+log() { printf '[setup] %s\n' "$*"; }
+
+as_root() {
+    if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+install_apt_packages() {
+    local missing=()
+    local pkg
+    for pkg in ${APT_PACKAGES}; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    if ((${#missing[@]} == 0)); then
+        log "apt packages present: ${APT_PACKAGES}"
+        return
+    fi
+    log "installing apt packages: ${missing[*]}"
+    as_root apt-get update -qq
+    # Debian's slurm packages try to start services; there is no init system here.
+    as_root env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_python_env() {
+    local stamp="${VENV}/.installed-pyproject-sha"
+    local want
+    want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+        log "venv up to date: ${VENV}"
+        return
+    fi
+    [[ -x "${VENV}/bin/python" ]] || "$PYTHON" -m venv "$VENV"
+    log "installing Python packages into ${VENV} (torch 2.13.0 CPU comes from local disk)"
+    "${VENV}/bin/pip" install -q --disable-pip-version-check -e ".[dev]"
+    echo "$want" >"$stamp"
+}
+
+install_cdk_cli() {
+    local stamp="node_modules/.installed-lock-sha"
+    local want
+    want=$(sha256sum package-lock.json | cut -d' ' -f1)
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+        log "CDK CLI up to date: $(node_modules/.bin/cdk --version 2>/dev/null)"
+        return
+    fi
+    log "installing the pinned CDK CLI (npm ci)"
+    npm ci --no-audit --no-fund --loglevel=error
+    echo "$want" >"$stamp"
+}
+
+install_apt_packages
+install_python_env
+install_cdk_cli
+log "done"
