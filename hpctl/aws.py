@@ -1,0 +1,97 @@
+"""AWS sessions and clients for hpctl, and the one place AWS errors become advice.
+
+Every command talks to AWS through an `Aws` object so tests can hand in a session
+bound to moto, or a client wrapped in a botocore Stubber, without patching.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import botocore.exceptions as bce
+
+
+class HpctlError(Exception):
+    """A failure the user can act on: printed as one line, exit code 1."""
+
+
+# ClientError codes -> what to do about them. The AWS message is kept in front.
+_CODE_ADVICE: dict[str, str] = {
+    "ExpiredToken": "your credentials expired: refresh them (aws sso login, or new keys)",
+    "ExpiredTokenException": "your credentials expired: refresh them (aws sso login, or new keys)",
+    "InvalidClientTokenId": "the access key is not valid in this partition/region: check --profile and --region",
+    "UnrecognizedClientException": "the access key is not valid in this partition/region: check --profile and --region",
+    "AccessDenied": "your role lacks this permission: ask for it, or use another --profile",
+    "AccessDeniedException": "your role lacks this permission: ask for it, or use another --profile",
+    "TargetNotConnected": (
+        "the node is not connected to SSM: wait until `hpctl status` shows it Running, "
+        "and check its subnet can reach SSM (NAT gateway or VPC endpoints)"
+    ),
+    "ValidationError": "check the stack name (--stack) and --region",
+}
+
+
+@dataclass
+class Aws:
+    """A boto3 session plus a client cache, so a command asks for each client once."""
+
+    session: boto3.Session
+    _clients: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def connect(cls, region: str | None = None, profile: str | None = None) -> Aws:
+        with aws_errors():
+            return cls(boto3.Session(region_name=region, profile_name=profile))
+
+    @property
+    def region(self) -> str:
+        if not self.session.region_name:
+            raise HpctlError("no AWS region: pass --region or set AWS_REGION")
+        return self.session.region_name
+
+    @property
+    def profile(self) -> str | None:
+        """The profile named explicitly (None for the default chain), for `aws` argv."""
+        name = self.session.profile_name
+        return None if name == "default" else name
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            with aws_errors():
+                self._clients[service] = self.session.client(service, region_name=self.region)
+        return self._clients[service]
+
+
+def explain(exc: Exception) -> str:
+    """One line saying what failed and what to do, for any botocore exception."""
+    if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError):
+        return "no AWS credentials found: run `aws configure` or `aws sso login`, or pass --profile"
+    if isinstance(exc, bce.ProfileNotFound):
+        return f"{exc}: check --profile against ~/.aws/config"
+    if isinstance(exc, bce.NoRegionError):
+        return "no AWS region: pass --region or set AWS_REGION"
+    if isinstance(exc, bce.EndpointConnectionError):
+        return f"{exc}: check --region (is the service offered there?) and your network"
+    if isinstance(exc, bce.ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", "Unknown"))
+        message = str(error.get("Message", "")).strip()
+        advice = _CODE_ADVICE.get(code)
+        if code == "ValidationException" and "Could not find cluster" in message:
+            advice = "check the cluster name and --region (`aws sagemaker list-clusters` lists them)"
+        line = f"{code}: {message}" if message else code
+        return f"{line} — {advice}" if advice else line
+    return str(exc)
+
+
+@contextmanager
+def aws_errors() -> Iterator[None]:
+    """Turn botocore exceptions raised inside the block into HpctlError."""
+    try:
+        yield
+    except (bce.BotoCoreError, bce.ClientError) as exc:
+        raise HpctlError(explain(exc)) from exc

@@ -1,0 +1,100 @@
+"""Cost of a fine-tuning run: estimated before it starts, or measured from `sacct` after.
+
+Prices are a small dated table, not a live lookup, so the estimate works offline
+and the number it prints can be traced to a source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+
+from hpctl.aws import HpctlError
+
+PRICES_AS_OF = date(2026, 1, 21)
+# EC2 on-demand Linux list prices of the same hardware (instances.vantage.sh data of this date).
+# SageMaker HyperPod bills ml.* instances at or above these: the estimate is a floor.
+PRICE_SOURCE = "EC2 list price of the same hardware, a floor for HyperPod: pass --price-per-hour for your rate"
+
+
+@dataclass(frozen=True)
+class Price:
+    instance_type: str
+    region: str
+    usd_per_hour: float
+
+
+PRICES: tuple[Price, ...] = tuple(
+    Price(instance_type, region, usd)
+    for instance_type, usd, regions in (
+        ("ml.trn1.32xlarge", 21.50, ("us-east-1", "us-east-2", "us-west-2")),
+        ("ml.trn1n.32xlarge", 24.78, ("us-east-1", "us-east-2", "us-west-2")),
+        ("ml.c5.xlarge", 0.17, ("us-east-1", "us-east-2", "us-west-2")),
+        ("ml.m5.xlarge", 0.192, ("us-east-1", "us-east-2", "us-west-2")),
+    )
+    for region in regions
+)
+
+# One trn1.32xlarge, Llama-3-8B on dolly-15k (packed), 3 epochs: LoRA 53 min, full fine-tuning 90 min.
+REFERENCE_SAMPLES_PER_SECOND = {"lora": 3.55, "full": 2.08}
+
+
+def price_per_hour(instance_type: str, region: str) -> float:
+    for price in PRICES:
+        if price.instance_type == instance_type and price.region == region:
+            return price.usd_per_hour
+    known = sorted({f"{p.instance_type}@{p.region}" for p in PRICES})
+    raise HpctlError(
+        f"no price for {instance_type} in {region}: pass --price-per-hour (known: {', '.join(known)})"
+    )
+
+
+def training_hours(*, samples: int, epochs: float, samples_per_second: float, instances: int) -> float:
+    """Wall hours if throughput scales linearly with instances (data parallel; optimistic)."""
+    if samples <= 0 or epochs <= 0 or samples_per_second <= 0 or instances <= 0:
+        raise HpctlError("--samples, --epochs, --samples-per-second and --count must all be positive")
+    return samples * epochs / (samples_per_second * instances) / 3600.0
+
+
+@dataclass(frozen=True)
+class SlurmJob:
+    job_id: str
+    name: str
+    nodes: int
+    elapsed_seconds: int
+    state: str
+
+    @property
+    def node_hours(self) -> float:
+        return self.nodes * self.elapsed_seconds / 3600.0
+
+    @property
+    def finished(self) -> bool:
+        return self.state not in {"RUNNING", "PENDING", "REQUEUED", "RESIZING", "SUSPENDED"}
+
+
+SACCT_FORMAT = "JobID,JobName,NNodes,ElapsedRaw,State"
+
+
+def parse_sacct(lines: Iterable[str]) -> list[SlurmJob]:
+    """Jobs from `sacct --parsable2 --noheader --format=JobID,JobName,NNodes,ElapsedRaw,State`.
+
+    Steps (`123.batch`, `123.0`) run inside their job's allocation, so only jobs count.
+    """
+    jobs: list[SlurmJob] = []
+    for number, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        fields = line.split("|")
+        if len(fields) != 5:
+            raise HpctlError(f"sacct line {number}: want 5 fields ({SACCT_FORMAT}), got {len(fields)}: {line!r}")
+        job_id, name, nodes, elapsed, state = fields
+        if "." in job_id:
+            continue
+        if not nodes.isdigit() or not elapsed.isdigit():
+            raise HpctlError(f"sacct line {number}: NNodes and ElapsedRaw must be whole numbers: {line!r}")
+        # "CANCELLED by 1000" -> CANCELLED
+        jobs.append(SlurmJob(job_id, name, int(nodes), int(elapsed), state.split()[0] if state else "UNKNOWN"))
+    return jobs

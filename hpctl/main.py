@@ -1,0 +1,277 @@
+"""hpctl: drive the HyperPod Trainium cluster from a laptop (ssh, status, validate, upload, cost)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import botocore.exceptions as bce
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from hpctl import cluster as hp
+from hpctl import cost as pricing
+from hpctl import render, ssh, upload, validate
+from hpctl.aws import HpctlError, explain
+from hpctl.runtime import Runtime
+
+
+class _Group(typer.core.TyperGroup):
+    """Every HpctlError (and any AWS error that escaped) ends as one line on stderr, exit 1."""
+
+    def invoke(self, ctx: Any) -> Any:  # Any: typer vendors its own click.Context
+        try:
+            return super().invoke(ctx)
+        except HpctlError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except (bce.BotoCoreError, bce.ClientError) as exc:
+            typer.echo(f"error: {explain(exc)}", err=True)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    help=__doc__,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+Stack = Annotated[
+    str,
+    typer.Option("--stack", "-s", envvar="HPCTL_STACK", help="CloudFormation stack whose outputs name the cluster."),
+]
+ClusterOpt = Annotated[
+    str | None, typer.Option("--cluster", "-c", help="Cluster name or ARN (instead of --stack).")
+]
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    region: Annotated[str | None, typer.Option(help="AWS region (default: AWS_REGION / your profile's).")] = None,
+    profile: Annotated[str | None, typer.Option(help="AWS profile from ~/.aws/config.")] = None,
+) -> None:
+    runtime = ctx.ensure_object(Runtime)
+    runtime.region = region or runtime.region
+    runtime.profile = profile or runtime.profile
+
+
+def _runtime(ctx: typer.Context) -> Runtime:
+    return ctx.ensure_object(Runtime)
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    stack: Stack = hp.DEFAULT_STACK,
+    cluster: ClusterOpt = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Poll until InService; fail with the platform's message.")] = False,
+    timeout: Annotated[float, typer.Option(help="Minutes --wait waits.", min=0)] = 90,
+    interval: Annotated[float, typer.Option(help="Seconds between polls.", min=1)] = 30,
+) -> None:
+    """Cluster status, and each node's group, instance type and status."""
+    rt = _runtime(ctx)
+    aws = rt.aws()
+    ref = hp.resolve(aws, stack=stack, cluster=cluster)
+    out = render.console()
+    if wait:
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} nodes"), TimeElapsedColumn())
+        with Progress(*columns, console=out, transient=True) as progress:
+            task = progress.add_task("waiting", total=None)
+
+            def show(c: hp.Cluster) -> None:
+                progress.update(
+                    task,
+                    description=f"{c.name} {c.status}",
+                    completed=sum(g.current_count for g in c.groups),
+                    total=sum(g.target_count for g in c.groups),
+                )
+
+            found = hp.wait_in_service(
+                aws, ref, timeout_s=timeout * 60, interval_s=interval, sleep=rt.sleep, clock=rt.clock, on_poll=show
+            )
+    else:
+        found = hp.describe(aws, ref)
+    render.cluster_status(out, found, hp.list_nodes(aws, ref))
+
+
+@app.command("ssh")
+def ssh_command(
+    ctx: typer.Context,
+    stack: Stack = hp.DEFAULT_STACK,
+    cluster: ClusterOpt = None,
+    group: Annotated[str | None, typer.Option(help="Instance group (default: the controller group).")] = None,
+    instance: Annotated[str | None, typer.Option(help="Instance id of the node (default: the group's first Running node).")] = None,
+    document: Annotated[str | None, typer.Option(help="SSM session document (default: the stack's SsmRunAsDocumentName).")] = None,
+    print_config: Annotated[
+        bool, typer.Option("--print-config", help="Write a Host entry with an SSM ProxyCommand to --ssh-config and print it.")
+    ] = False,
+    alias: Annotated[str | None, typer.Option(help="Host name in the ssh config (default: the cluster name).")] = None,
+    user: Annotated[str, typer.Option(help="Login user for the ssh config entry.")] = "ubuntu",
+    ssh_config: Annotated[Path, typer.Option(help="ssh config file to update; '-' prints only.")] = Path("~/.ssh/config"),
+    check: Annotated[bool, typer.Option(help="Probe SSM reachability before starting the shell.")] = True,
+) -> None:
+    """A shell on the controller (or another node) through SSM Session Manager.
+
+    Needs the AWS CLI v2 and the Session Manager plugin. With --print-config, plain
+    `ssh <alias>`, scp and VS Code Remote-SSH work too (your public key must be in the
+    node user's ~/.ssh/authorized_keys); re-run it after the node is replaced.
+    """
+    rt = _runtime(ctx)
+    aws = rt.aws()
+    ref = hp.resolve(aws, stack=stack, cluster=cluster)
+    found = hp.describe(aws, ref)
+    wanted_group = group or (None if instance else ref.controller_group)
+    node = hp.pick_node(
+        hp.list_nodes(aws, ref, wanted_group), group=wanted_group or "any", instance_id=instance
+    )
+    target = ssh.SsmTarget(found.cluster_id, node.group, node.instance_id)
+    scope = ssh.AwsCliScope(aws.region, aws.profile)
+    out = render.console()
+    if print_config:
+        host = alias or found.name
+        block = ssh.config_block(host, target, scope, user)
+        if str(ssh_config) != "-":
+            path = ssh_config.expanduser()
+            ssh.write_config(path, host, block)
+            out.print(f"wrote Host {host} to {path}; connect with: ssh {host}", markup=False)
+        out.print(block, markup=False, end="")
+        return
+    for tool, hint in (
+        ("aws", "install the AWS CLI v2: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html"),
+        ("session-manager-plugin", "install the Session Manager plugin: https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-working-with-install-plugin.html"),
+    ):  # fmt: skip
+        if rt.which(tool) is None:
+            raise HpctlError(f"{tool} is not on PATH: {hint}")
+    chosen_document = document or ref.run_as_document
+    if check:
+        ssh.check_reachable(aws, target, chosen_document)
+    argv = ssh.start_session_argv(target, scope, chosen_document)
+    typer.echo(f"connecting to {target}", err=True)
+    rt.exec_argv(argv)
+
+
+@app.command("validate")
+def validate_command(
+    ctx: typer.Context,
+    context_file: Annotated[
+        Path | None, typer.Option(help="cdk.json whose context holds the cluster settings ('' to skip).")
+    ] = Path("cdk.json"),
+    worker_type: Annotated[str | None, typer.Option(help="Worker instance type (overrides the context).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker count (overrides the context).")] = None,
+    controller_type: Annotated[str | None, typer.Option(help="Controller instance type.")] = None,
+    az: Annotated[str | None, typer.Option("--az", help="Availability zone the cluster will use.")] = None,
+    subnet_id: Annotated[str | None, typer.Option(help="Existing private subnet for the cluster.")] = None,
+    security_group_id: Annotated[str | None, typer.Option(help="Existing security group for the cluster.")] = None,
+    fsx_id: Annotated[str | None, typer.Option(help="Existing FSx for Lustre file system.")] = None,
+) -> None:
+    """Pre-flight checks before `cdk deploy`: trn1 offered in the AZ, service quotas, private
+    subnet, self-referencing security group, FSx in the cluster's AZ. Exit 1 on any failure."""
+    context = validate.read_context(context_file) if context_file and str(context_file) else {}
+    plan = validate.plan_from_context(
+        context,
+        worker_instance_type=worker_type,
+        worker_count=workers,
+        controller_instance_type=controller_type,
+        availability_zone=az,
+        subnet_id=subnet_id,
+        security_group_id=security_group_id,
+        fsx_id=fsx_id,
+    )
+    results = validate.Validator(_runtime(ctx).aws(), plan).run()
+    out = render.console()
+    render.findings(out, results)
+    failed = [f for f in results if f.status is validate.Status.FAIL]
+    out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("upload")
+def upload_command(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="Dataset file or directory.")],
+    name: Annotated[str | None, typer.Option(help="Name under datasets/ (default: the file or directory name).")] = None,
+    stack: Stack = hp.DEFAULT_STACK,
+    bucket: Annotated[str | None, typer.Option(help="Bucket (default: the stack's BucketName output).")] = None,
+) -> None:
+    """Upload a dataset to s3://<bucket>/datasets/<name>; FSx imports it, so jobs read
+    /fsx/datasets/<name> (the data repository association maps datasets/ to /fsx/datasets)."""
+    aws = _runtime(ctx).aws()
+    if bucket is None:
+        bucket = hp.stack_outputs(aws, stack).bucket_name
+        if not bucket:
+            raise HpctlError(f"stack {stack} has no BucketName output: pass --bucket")
+    plan = upload.plan_upload(path, name)
+    out = render.console()
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=out) as progress:
+        task = progress.add_task(f"{len(plan.files)} file(s)", total=plan.size)
+        upload.upload(aws, bucket, plan, lambda sent: progress.advance(task, sent))
+    out.print(
+        f"uploaded {len(plan.files)} file(s), {plan.size:,} bytes, to s3://{bucket}/{plan.key} "
+        f"-> {plan.fsx_path} on the cluster",
+        markup=False,
+    )
+
+
+@app.command("cost")
+def cost_command(
+    ctx: typer.Context,
+    instance_type: Annotated[str, typer.Option(help="Worker instance type.")] = "ml.trn1.32xlarge",
+    count: Annotated[int, typer.Option(help="Number of worker instances.", min=1)] = 1,
+    hours: Annotated[float | None, typer.Option(help="Run length in hours.", min=0)] = None,
+    samples: Annotated[int | None, typer.Option(help="Training sequences per epoch (after packing).")] = None,
+    epochs: Annotated[float, typer.Option(help="Epochs, with --samples.")] = 1,
+    samples_per_second: Annotated[
+        float,
+        typer.Option(help="Throughput per instance; reference: LoRA 3.55, full fine-tuning 2.08 (Llama-3-8B, one trn1.32xlarge)."),
+    ] = pricing.REFERENCE_SAMPLES_PER_SECOND["lora"],
+    price_per_hour: Annotated[float | None, typer.Option(help="Your USD per instance-hour (default: the built-in table).")] = None,
+    sacct: Annotated[
+        Path | None,
+        typer.Option(help=f"Actual cost of finished jobs from `sacct --parsable2 --noheader --format={pricing.SACCT_FORMAT}` output ('-' for stdin)."),
+    ] = None,
+) -> None:
+    """Estimated on-demand cost of a run (from --hours, or from --samples/--epochs/--samples-per-second),
+    or the actual cost of finished Slurm jobs (--sacct)."""
+    if sum(x is not None for x in (hours, samples, sacct)) != 1:
+        raise HpctlError("give exactly one of --hours, --samples or --sacct")
+    rt = _runtime(ctx)
+    out = render.console()
+    if price_per_hour is None:
+        region = rt.region or rt.aws().region
+        price_per_hour = pricing.price_per_hour(instance_type, region)
+        basis = f"{instance_type} at ${price_per_hour:,.2f}/h in {region}, {pricing.PRICES_AS_OF} ({pricing.PRICE_SOURCE})"
+    else:
+        basis = f"{instance_type} at ${price_per_hour:,.2f}/h (your rate)"
+    if sacct is not None:
+        stream = sys.stdin if str(sacct) == "-" else _open(sacct)
+        jobs = pricing.parse_sacct(stream)
+        done = [j for j in jobs if j.finished]
+        render.sacct_jobs(out, done, price_per_hour)
+        node_hours = sum(j.node_hours for j in done)
+        skipped = len(jobs) - len(done)
+        note = f" ({skipped} unfinished job(s) left out)" if skipped else ""
+        out.print(f"{len(done)} finished job(s), {node_hours:.2f} node-hours: ${node_hours * price_per_hour:,.2f}{note}", markup=False)
+    else:
+        if samples is not None:
+            hours = pricing.training_hours(samples=samples, epochs=epochs, samples_per_second=samples_per_second, instances=count)
+            out.print(
+                f"{samples} samples x {epochs:g} epochs at {samples_per_second:g} samples/s per instance on {count}: "
+                f"{hours * 60:.0f} min (assumes linear scaling across instances)",
+                markup=False,
+            )
+        assert hours is not None
+        out.print(f"estimated ${hours * count * price_per_hour:,.2f} for {count} x {hours:.2f} h", markup=False)
+    out.print(f"price: {basis}", markup=False, style="dim")
+
+
+def _open(path: Path) -> Any:
+    try:
+        return path.open()
+    except OSError as exc:
+        raise HpctlError(f"cannot read {path}: {exc.strerror}") from None

@@ -1,0 +1,277 @@
+"""Pre-flight checks before `cdk deploy`: each finds one way cluster creation would fail
+an hour in, and says what to change.
+
+The plan comes from cdk.json's context (what the stack would create) and/or ids
+of existing network and storage resources the cluster would use.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hpctl.aws import Aws, HpctlError, aws_errors
+
+HYPERPOD_SERVICE_CODE = "sagemaker"
+# Applies across every HyperPod cluster in the account and region; checked when the account lists it.
+TOTAL_INSTANCES_QUOTA = "Total number of instances allowed across SageMaker HyperPod clusters"
+
+
+class Status(enum.Enum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    status: Status
+    detail: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the cluster will need; None for a resource the stack creates itself."""
+
+    worker_instance_type: str = "ml.trn1.32xlarge"
+    worker_count: int = 1
+    controller_instance_type: str = "ml.c5.xlarge"
+    availability_zone: str | None = None
+    subnet_id: str | None = None
+    security_group_id: str | None = None
+    fsx_id: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("worker_instance_type", "controller_instance_type"):
+            if not getattr(self, name).startswith("ml."):
+                raise HpctlError(f"{name} must be a SageMaker type like ml.trn1.32xlarge, got {getattr(self, name)!r}")
+        if self.worker_count < 1:
+            raise HpctlError(f"worker_count must be at least 1, got {self.worker_count}")
+
+    @property
+    def instance_demand(self) -> Counter[str]:
+        """Instances per type, controller included (quotas count every node)."""
+        return Counter({self.worker_instance_type: self.worker_count}) + Counter({self.controller_instance_type: 1})
+
+
+# cdk.json context key -> Plan field. Keep in step with infra/ (see report).
+CONTEXT_KEYS: Mapping[str, str] = {
+    "worker_instance_type": "worker_instance_type",
+    "worker_count": "worker_count",
+    "controller_instance_type": "controller_instance_type",
+    "availability_zone": "availability_zone",
+    "subnet_id": "subnet_id",
+    "security_group_id": "security_group_id",
+    "fsx_id": "fsx_id",
+}
+
+
+def plan_from_context(context: Mapping[str, Any], **overrides: Any) -> Plan:
+    """A Plan from cdk.json's context, then command-line overrides (None means unset)."""
+    values: dict[str, Any] = {}
+    for key, name in CONTEXT_KEYS.items():
+        if context.get(key) not in (None, ""):
+            values[name] = context[key]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if "worker_count" in values:
+        try:
+            values["worker_count"] = int(values["worker_count"])
+        except (TypeError, ValueError):
+            raise HpctlError(f"worker_count must be a whole number, got {values['worker_count']!r}") from None
+    return Plan(**values)
+
+
+def read_context(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise HpctlError(f"{path} not found: run from the project root or pass --context-file") from None
+    except json.JSONDecodeError as exc:
+        raise HpctlError(f"{path} is not valid JSON: {exc}") from None
+    context = data.get("context", {})
+    if not isinstance(context, dict):
+        raise HpctlError(f"{path}: 'context' must be an object")
+    return context
+
+
+@dataclass
+class Validator:
+    """Runs the checks a plan calls for; `findings` collects the results in order."""
+
+    aws: Aws
+    plan: Plan
+    findings: list[Finding] = field(default_factory=list)
+
+    def run(self) -> list[Finding]:
+        zone = self._zone()
+        if zone:
+            self.check_offering(self.plan.worker_instance_type, zone)
+        self.check_quotas()
+        if self.plan.subnet_id:
+            self.check_subnet_private(self.plan.subnet_id)
+        if self.plan.security_group_id:
+            self.check_security_group(self.plan.security_group_id)
+        if self.plan.fsx_id and zone:
+            self.check_fsx_zone(self.plan.fsx_id, zone)
+        return self.findings
+
+    def _add(self, check: str, status: Status, detail: str) -> None:
+        self.findings.append(Finding(check, status, detail))
+
+    def _ec2(self) -> Any:
+        return self.aws.client("ec2")
+
+    def _subnet(self, subnet_id: str) -> dict[str, Any]:
+        with aws_errors():
+            return self._ec2().describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]
+
+    def _zone(self) -> str | None:
+        """The cluster's AZ: the subnet's when one is given (it must agree with the context)."""
+        zone = self.plan.availability_zone
+        if self.plan.subnet_id:
+            subnet_zone = self._subnet(self.plan.subnet_id)["AvailabilityZone"]
+            if zone and zone != subnet_zone:
+                self._add(
+                    "availability zone",
+                    Status.FAIL,
+                    f"availability_zone is {zone} but subnet {self.plan.subnet_id} is in {subnet_zone}: make them agree",
+                )
+            zone = subnet_zone
+        if not zone:
+            self._add(
+                "availability zone",
+                Status.WARN,
+                "no availability_zone in the context and no --subnet-id: trn1 availability was not checked",
+            )
+        return zone
+
+    def check_offering(self, instance_type: str, zone: str) -> None:
+        ec2_type = instance_type.removeprefix("ml.")
+        with aws_errors():
+            pages = self._ec2().get_paginator("describe_instance_type_offerings").paginate(
+                LocationType="availability-zone",
+                Filters=[{"Name": "instance-type", "Values": [ec2_type]}],
+            )
+            zones = sorted({o["Location"] for page in pages for o in page["InstanceTypeOfferings"]})
+        check = f"{ec2_type} in {zone}"
+        if zone in zones:
+            self._add(check, Status.OK, f"{ec2_type} is offered in {zone}")
+        elif zones:
+            self._add(check, Status.FAIL, f"{ec2_type} is not offered in {zone}: use a subnet in {', '.join(zones)}")
+        else:
+            self._add(check, Status.FAIL, f"{ec2_type} is not offered in {self.aws.region}: pick another --region")
+
+    def _quotas(self) -> dict[str, float]:
+        with aws_errors():
+            pages = self.aws.client("service-quotas").get_paginator("list_service_quotas").paginate(
+                ServiceCode=HYPERPOD_SERVICE_CODE
+            )
+            return {q["QuotaName"]: float(q["Value"]) for page in pages for q in page["Quotas"]}
+
+    def check_quotas(self) -> None:
+        quotas = self._quotas()
+        demand = self.plan.instance_demand
+        for instance_type, wanted in sorted(demand.items()):
+            name = f"{instance_type} for cluster usage"
+            have = quotas.get(name)
+            if have is None:
+                self._add(
+                    f"quota {instance_type}",
+                    Status.FAIL,
+                    f"no '{name}' quota in {self.aws.region}: request {wanted} in the Service Quotas console (SageMaker)",
+                )
+            elif have < wanted:
+                self._add(
+                    f"quota {instance_type}",
+                    Status.FAIL,
+                    f"'{name}' is {have:g}, the cluster needs {wanted}: request an increase to {wanted} (Service Quotas, SageMaker)",
+                )
+            else:
+                self._add(f"quota {instance_type}", Status.OK, f"'{name}' is {have:g}, the cluster needs {wanted}")
+        total = quotas.get(TOTAL_INSTANCES_QUOTA)
+        needed = sum(demand.values())
+        if total is not None and total < needed:
+            self._add(
+                "quota total instances",
+                Status.FAIL,
+                f"'{TOTAL_INSTANCES_QUOTA}' is {total:g}, the cluster needs {needed}: request an increase",
+            )
+
+    def check_subnet_private(self, subnet_id: str) -> None:
+        subnet = self._subnet(subnet_id)
+        with aws_errors():
+            tables = self._ec2().describe_route_tables(
+                Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}]
+            )["RouteTables"]
+            if not tables:  # no explicit association: the VPC's main table applies
+                tables = self._ec2().describe_route_tables(
+                    Filters=[{"Name": "vpc-id", "Values": [subnet["VpcId"]]}, {"Name": "association.main", "Values": ["true"]}]
+                )["RouteTables"]
+        default_routes = [
+            r for t in tables for r in t.get("Routes", []) if r.get("DestinationCidrBlock") == "0.0.0.0/0"
+        ]
+        check = f"subnet {subnet_id} private"
+        if any(str(r.get("GatewayId", "")).startswith("igw-") for r in default_routes):
+            self._add(
+                check,
+                Status.FAIL,
+                f"subnet {subnet_id} routes 0.0.0.0/0 to an internet gateway: use a private subnet (default route to a NAT gateway)",
+            )
+        elif subnet.get("MapPublicIpOnLaunch"):
+            self._add(check, Status.FAIL, f"subnet {subnet_id} assigns public IPs on launch: use a private subnet")
+        elif not any(r.get("NatGatewayId") for r in default_routes):
+            self._add(
+                check,
+                Status.WARN,
+                f"subnet {subnet_id} is private but has no NAT route: nodes need VPC endpoints for S3, SSM and SageMaker",
+            )
+        else:
+            self._add(check, Status.OK, f"subnet {subnet_id} is private with a NAT route")
+
+    def check_security_group(self, group_id: str) -> None:
+        with aws_errors():
+            group = self._ec2().describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+        missing = [
+            direction
+            for direction, rules in (("ingress", group.get("IpPermissions", [])), ("egress", group.get("IpPermissionsEgress", [])))
+            if not _allows_all_from_self(rules, group_id)
+        ]
+        check = f"security group {group_id}"
+        if missing:
+            self._add(
+                check,
+                Status.FAIL,
+                f"{group_id} lacks a self-referencing all-traffic {' and '.join(missing)} rule: "
+                f"add protocol -1 with {group_id} as {'source/destination' if len(missing) == 2 else 'peer'} (EFA and Slurm need it)",
+            )
+        else:
+            self._add(check, Status.OK, f"{group_id} allows all traffic to and from itself")
+
+    def check_fsx_zone(self, fsx_id: str, zone: str) -> None:
+        with aws_errors():
+            systems = self.aws.client("fsx").describe_file_systems(FileSystemIds=[fsx_id])["FileSystems"]
+        subnet_ids = systems[0].get("SubnetIds", [])
+        fsx_zones = sorted({self._subnet(s)["AvailabilityZone"] for s in subnet_ids})
+        check = f"FSx {fsx_id} zone"
+        if zone in fsx_zones:
+            self._add(check, Status.OK, f"{fsx_id} is in {zone} with the cluster")
+        else:
+            self._add(
+                check,
+                Status.FAIL,
+                f"{fsx_id} is in {', '.join(fsx_zones) or 'no known zone'}, the cluster in {zone}: "
+                "put both in one AZ (cross-AZ Lustre is slow and billed)",
+            )
+
+
+def _allows_all_from_self(rules: list[dict[str, Any]], group_id: str) -> bool:
+    return any(
+        rule.get("IpProtocol") == "-1" and any(p.get("GroupId") == group_id for p in rule.get("UserIdGroupPairs", []))
+        for rule in rules
+    )
