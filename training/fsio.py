@@ -1,0 +1,45 @@
+"""Small file-system helpers: write to a temporary path, then rename.
+
+A job killed half-way (HyperPod replaces the node, Slurm times out) must never
+leave a file that looks complete but is not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json_atomic(path: Path, data: Any) -> Path:
+    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def move_files_into(src_dir: Path, dest_dir: Path, last: tuple[str, ...] = ()) -> list[str]:
+    """Move every file of `src_dir` into `dest_dir` (same file system) by rename, then remove `src_dir`.
+
+    Files named in `last` are moved last, so a reader that waits for them (for
+    instance `adapter_config.json`) sees the other files already in place.
+    """
+    names = sorted(p.name for p in src_dir.iterdir() if p.is_file())
+    ordered = [n for n in names if n not in last] + [n for n in last if n in names]
+    for name in ordered:
+        os.replace(src_dir / name, dest_dir / name)
+    shutil.rmtree(src_dir)
+    return ordered
