@@ -1,0 +1,68 @@
+"""Which backend trains: neuron (optimum-neuron on Trainium), cuda or cpu.
+
+Nothing here imports torch or optimum.neuron at module level, so `--help` and the
+CPU backend work on machines without Neuron.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+BACKENDS = ("auto", "cpu", "cuda", "neuron")
+NEURON_DEVICE = Path("/dev/neuron0")
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend asked for cannot run on this machine."""
+
+
+def has_neuron_devices() -> bool:
+    return NEURON_DEVICE.exists()
+
+
+def has_optimum_neuron() -> bool:
+    try:
+        return importlib.util.find_spec("optimum.neuron") is not None
+    except ModuleNotFoundError:  # no `optimum` namespace at all
+        return False
+
+
+def is_compile_pass() -> bool:
+    """True under neuron_parallel_compile, which runs the training command to extract graphs."""
+    return os.environ.get("NEURON_EXTRACT_GRAPHS_ONLY", "0") not in ("", "0")
+
+
+def resolve_backend(requested: str) -> str:
+    """The concrete backend for `requested`, or BackendUnavailable saying what is missing."""
+    if requested not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {requested!r}")
+    if requested == "auto":
+        if has_neuron_devices() and has_optimum_neuron():
+            return "neuron"
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "neuron":
+        require_neuron()
+    if requested == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise BackendUnavailable("--backend cuda: torch.cuda.is_available() is False on this machine")
+    return requested
+
+
+def require_neuron() -> None:
+    if not has_optimum_neuron():
+        raise BackendUnavailable(
+            "--backend neuron needs optimum-neuron (pip install 'optimum-neuron[neuronx,training]==0.4.5', "
+            "which brings torch-neuronx); it is not installed in this Python environment. "
+            "Use --backend cpu or cuda here, or run on a trn1 node in the cluster's Neuron venv."
+        )
+    if not has_neuron_devices():
+        raise BackendUnavailable(
+            f"--backend neuron: optimum-neuron is installed but there is no Neuron device ({NEURON_DEVICE}); "
+            "run on a Trainium instance."
+        )
