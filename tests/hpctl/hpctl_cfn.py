@@ -1,0 +1,111 @@
+"""Turn a synthesized CloudFormation template's tokens into concrete values, so the
+AWS::SageMaker::Cluster properties infra/ produces can be sent to moto's CreateCluster.
+
+Only the intrinsics CDK emits for this stack are understood; anything else fails
+loudly with the token, so a template change shows up here as a clear error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import botocore.session
+from botocore.model import ListShape, Shape, StructureShape
+
+
+@dataclass(frozen=True)
+class Physical:
+    """What a resource resolves to: `ref` for Ref, `attrs` for Fn::GetAtt."""
+
+    ref: str
+    attrs: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Resolver:
+    template: Mapping[str, Any]
+    physical: Mapping[str, Physical]  # logical id -> concrete values
+    pseudo: Mapping[str, str]  # AWS::Region, AWS::AccountId, ...
+
+    def resource_ids(self, resource_type: str) -> list[str]:
+        return [lid for lid, r in self.template["Resources"].items() if r["Type"] == resource_type]
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (key, arg), = value.items()
+            if key == "Ref":
+                return self._ref(arg)
+            if key == "Fn::GetAtt":
+                lid, attr = arg if isinstance(arg, list) else arg.split(".", 1)
+                return self._get_att(lid, attr)
+            if key == "Fn::Join":
+                sep, parts = arg
+                return sep.join(str(self.resolve(p)) for p in parts)
+            if key == "Fn::Select":
+                index, items = arg
+                return self.resolve(items)[int(index)]
+            if key == "Fn::Split":
+                sep, text = arg
+                return str(self.resolve(text)).split(sep)
+            if key == "Fn::Sub":
+                return self._sub(arg)
+            if key.startswith("Fn::"):
+                raise ValueError(f"intrinsic {key} not understood by the test resolver: {value}")
+        return {k: self.resolve(v) for k, v in value.items()}
+
+    def _ref(self, name: str) -> str:
+        if name in self.pseudo:
+            return self.pseudo[name]
+        if name in self.template.get("Parameters", {}):
+            default = self.template["Parameters"][name].get("Default")
+            if default is None:
+                raise ValueError(f"parameter {name} has no default")
+            return str(default)
+        if name not in self.physical:
+            raise ValueError(f"Ref {name} ({self._type(name)}) has no concrete value in the test")
+        return self.physical[name].ref
+
+    def _get_att(self, lid: str, attr: str) -> str:
+        physical = self.physical.get(lid)
+        if physical is None or attr not in physical.attrs:
+            raise ValueError(f"Fn::GetAtt {lid}.{attr} ({self._type(lid)}) has no concrete value in the test")
+        return physical.attrs[attr]
+
+    def _sub(self, arg: Any) -> str:
+        text, local = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
+
+        def one(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in local:
+                return str(local[name])
+            if "." in name:
+                return self._get_att(*name.split(".", 1))
+            return self._ref(name)
+
+        return re.sub(r"\$\{([^}!]+)\}", one, text)
+
+    def _type(self, lid: str) -> str:
+        return str(self.template["Resources"].get(lid, {}).get("Type", "unknown"))
+
+
+def only_api_members(value: Any, shape: Shape) -> Any:
+    """Drop CloudFormation-only keys (e.g. read-only CurrentCount) that the API would reject."""
+    if isinstance(shape, StructureShape) and isinstance(value, dict):
+        return {k: only_api_members(v, shape.members[k]) for k, v in value.items() if k in shape.members}
+    if isinstance(shape, ListShape) and isinstance(value, list):
+        return [only_api_members(v, shape.member) for v in value]
+    return value
+
+
+def create_cluster_kwargs(properties: Mapping[str, Any]) -> dict[str, Any]:
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    shape = model.operation_model("CreateCluster").input_shape
+    result: dict[str, Any] = only_api_members(dict(properties), shape)
+    return result
