@@ -331,6 +331,15 @@ def main(model_args: ModelArguments, data_args: DataArguments, train_args: Train
 
 
 if __name__ == "__main__":
-    from training.cli import parse
+    import sys
 
-    main(*parse(ARGUMENT_TYPES, description=__doc__))
+    from training.backends import BackendUnavailable
+    from training.cli import parse
+    from training.data import DataError
+
+    parsed = parse(ARGUMENT_TYPES, description=__doc__)
+    try:
+        main(*parsed)
+    except (BackendUnavailable, DataError) as err:  # a clear message; tracebacks are for bugs
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,66 @@
+"""Session-wide fixtures: a tiny random Llama with its offline tokenizer, dolly data, one trained LoRA run.
+
+Nothing here reaches a hub: the model and tokenizer are built by training.tiny,
+and HF_HUB_OFFLINE is set for the whole session (the download tests point their
+subprocesses at a local server instead).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from training_helpers import LEARNABLE_FLAGS, parse_finetune
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from training.tiny import make_tiny_llama
+
+    return make_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def dolly_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from training.tiny import write_dolly_jsonl
+
+    return write_dolly_jsonl(tmp_path_factory.mktemp("data") / "dolly.jsonl", 300)
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tiny_model: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model)
+
+
+@dataclass(frozen=True)
+class Run:
+    output_dir: Path
+    summary: dict[str, Any]
+    stdout: str
+
+
+@pytest.fixture(scope="session")
+def lora_run(tiny_model: Path, dolly_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """One 150-step LoRA run on CPU, in this process; its outputs are checked by several tests."""
+    from training.finetune import main
+
+    out = tmp_path_factory.mktemp("lora-run")
+    args = parse_finetune([
+        "--model_name_or_path", str(tiny_model), "--dataset_path", str(dolly_path), "--output_dir", str(out),
+        *LEARNABLE_FLAGS, "--max_steps", "150", "--logging_steps", "15", "--save_steps", "75",
+    ])
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        summary = main(*args)
+    assert summary is not None
+    return Run(out, summary, buf.getvalue())

@@ -1,0 +1,38 @@
+"""Helpers shared by the training tests (imported by name: tests/ has no packages)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Settings under which the tiny model visibly learns the dolly patterns in ~150 steps: with LoRA on
+# every linear layer including lm_head (a random model's near-uniform output needs it) and a high lr.
+LEARNABLE_FLAGS = [
+    "--backend", "cpu", "--max_seq_length", "128", "--per_device_train_batch_size", "4",
+    "--learning_rate", "1e-2", "--lr_scheduler_type", "constant", "--lora_alpha", "32", "--lora_dropout", "0",
+    "--lora_target_modules", "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj,lm_head",
+]
+
+
+def module_cmd(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def run_module(module: str, *args: str, env: dict[str, str] | None = None,
+               timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """`python -m module args` from the repository root, output captured."""
+    return subprocess.run(module_cmd(module, *args), cwd=REPO_ROOT, env={**os.environ, **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def parse_finetune(argv: Sequence[str]) -> tuple[Any, ...]:
+    from training.cli import parse
+    from training.finetune import ARGUMENT_TYPES
+
+    return parse(ARGUMENT_TYPES, list(argv))
