@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import botocore.exceptions as bce
+from boto3.exceptions import S3UploadFailedError
 
 
 class HpctlError(Exception):
@@ -32,6 +33,7 @@ _CODE_ADVICE: dict[str, str] = {
         "and check its subnet can reach SSM (NAT gateway or VPC endpoints)"
     ),
     "ValidationError": "check the stack name (--stack) and --region",
+    "NoSuchBucket": "check --bucket (or the stack's BucketName output) and --region",
 }
 
 
@@ -95,3 +97,6 @@ def aws_errors() -> Iterator[None]:
         yield
     except (bce.BotoCoreError, bce.ClientError) as exc:
         raise HpctlError(explain(exc)) from exc
+    except S3UploadFailedError as exc:  # boto3's transfer wraps the ClientError that says why
+        cause = exc.__context__
+        raise HpctlError(f"upload failed: {explain(cause) if isinstance(cause, Exception) else exc}") from exc

@@ -37,7 +37,9 @@ class StackOutputs:
 
     @classmethod
     def from_outputs(cls, stack_name: str, outputs: Mapping[str, str]) -> StackOutputs:
-        missing = [key for key in ("ClusterName", "ClusterArn", "ControllerGroupName") if not outputs.get(key)]
+        missing = [
+            key for key in ("ClusterName", "ClusterArn", "ControllerGroupName") if not outputs.get(key)
+        ]
         if missing:
             raise HpctlError(
                 f"stack {stack_name} has no output {', '.join(missing)}: "
@@ -108,7 +110,9 @@ def cluster_id_from_arn(arn: str) -> str:
     """`arn:aws:sagemaker:<region>:<account>:cluster/<id>` -> `<id>` (SSM targets use the id)."""
     parts = arn.split(":", 5)
     if len(parts) != 6 or parts[2] != "sagemaker" or not parts[5].startswith("cluster/"):
-        raise HpctlError(f"not a HyperPod cluster ARN: {arn!r} (want arn:aws:sagemaker:<region>:<account>:cluster/<id>)")
+        raise HpctlError(
+            f"not a HyperPod cluster ARN: {arn!r} (want arn:aws:sagemaker:<region>:<account>:cluster/<id>)"
+        )
     cluster_id = parts[5].removeprefix("cluster/")
     if not cluster_id or "/" in cluster_id:
         raise HpctlError(f"not a HyperPod cluster ARN: {arn!r} (no cluster id after cluster/)")

@@ -15,7 +15,9 @@ from hpctl.aws import HpctlError
 PRICES_AS_OF = date(2026, 1, 21)
 # EC2 on-demand Linux list prices of the same hardware (instances.vantage.sh data of this date).
 # SageMaker HyperPod bills ml.* instances at or above these: the estimate is a floor.
-PRICE_SOURCE = "EC2 list price of the same hardware, a floor for HyperPod: pass --price-per-hour for your rate"
+PRICE_SOURCE = (
+    "EC2 list price of the same hardware, a floor for HyperPod: pass --price-per-hour for your rate"
+)
 
 
 @dataclass(frozen=True)
@@ -89,12 +91,16 @@ def parse_sacct(lines: Iterable[str]) -> list[SlurmJob]:
             continue
         fields = line.split("|")
         if len(fields) != 5:
-            raise HpctlError(f"sacct line {number}: want 5 fields ({SACCT_FORMAT}), got {len(fields)}: {line!r}")
+            raise HpctlError(
+                f"sacct line {number}: want 5 fields ({SACCT_FORMAT}), got {len(fields)}: {line!r}"
+            )
         job_id, name, nodes, elapsed, state = fields
         if "." in job_id:
             continue
         if not nodes.isdigit() or not elapsed.isdigit():
             raise HpctlError(f"sacct line {number}: NNodes and ElapsedRaw must be whole numbers: {line!r}")
         # "CANCELLED by 1000" -> CANCELLED
-        jobs.append(SlurmJob(job_id, name, int(nodes), int(elapsed), state.split()[0] if state else "UNKNOWN"))
+        jobs.append(
+            SlurmJob(job_id, name, int(nodes), int(elapsed), state.split()[0] if state else "UNKNOWN")
+        )
     return jobs

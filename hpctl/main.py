@@ -41,7 +41,9 @@ app = typer.Typer(
 
 Stack = Annotated[
     str,
-    typer.Option("--stack", "-s", envvar="HPCTL_STACK", help="CloudFormation stack whose outputs name the cluster."),
+    typer.Option(
+        "--stack", "-s", envvar="HPCTL_STACK", help="CloudFormation stack whose outputs name the cluster."
+    ),
 ]
 ClusterOpt = Annotated[
     str | None, typer.Option("--cluster", "-c", help="Cluster name or ARN (instead of --stack).")
@@ -51,7 +53,9 @@ ClusterOpt = Annotated[
 @app.callback()
 def main(
     ctx: typer.Context,
-    region: Annotated[str | None, typer.Option(help="AWS region (default: AWS_REGION / your profile's).")] = None,
+    region: Annotated[
+        str | None, typer.Option(help="AWS region (default: AWS_REGION / your profile's).")
+    ] = None,
     profile: Annotated[str | None, typer.Option(help="AWS profile from ~/.aws/config.")] = None,
 ) -> None:
     runtime = ctx.ensure_object(Runtime)
@@ -68,7 +72,9 @@ def status(
     ctx: typer.Context,
     stack: Stack = hp.DEFAULT_STACK,
     cluster: ClusterOpt = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Poll until InService; fail with the platform's message.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Poll until InService; fail with the platform's message.")
+    ] = False,
     timeout: Annotated[float, typer.Option(help="Minutes --wait waits.", min=0)] = 90,
     interval: Annotated[float, typer.Option(help="Seconds between polls.", min=1)] = 30,
 ) -> None:
@@ -78,7 +84,13 @@ def status(
     ref = hp.resolve(aws, stack=stack, cluster=cluster)
     out = render.console()
     if wait:
-        columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} nodes"), TimeElapsedColumn())
+        columns = (
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} nodes"),
+            TimeElapsedColumn(),
+        )
         with Progress(*columns, console=out, transient=True) as progress:
             task = progress.add_task("waiting", total=None)
 
@@ -91,7 +103,13 @@ def status(
                 )
 
             found = hp.wait_in_service(
-                aws, ref, timeout_s=timeout * 60, interval_s=interval, sleep=rt.sleep, clock=rt.clock, on_poll=show
+                aws,
+                ref,
+                timeout_s=timeout * 60,
+                interval_s=interval,
+                sleep=rt.sleep,
+                clock=rt.clock,
+                on_poll=show,
             )
     else:
         found = hp.describe(aws, ref)
@@ -104,14 +122,25 @@ def ssh_command(
     stack: Stack = hp.DEFAULT_STACK,
     cluster: ClusterOpt = None,
     group: Annotated[str | None, typer.Option(help="Instance group (default: the controller group).")] = None,
-    instance: Annotated[str | None, typer.Option(help="Instance id of the node (default: the group's first Running node).")] = None,
-    document: Annotated[str | None, typer.Option(help="SSM session document (default: the stack's SsmRunAsDocumentName).")] = None,
+    instance: Annotated[
+        str | None, typer.Option(help="Instance id of the node (default: the group's first Running node).")
+    ] = None,
+    document: Annotated[
+        str | None, typer.Option(help="SSM session document (default: the stack's SsmRunAsDocumentName).")
+    ] = None,
     print_config: Annotated[
-        bool, typer.Option("--print-config", help="Write a Host entry with an SSM ProxyCommand to --ssh-config and print it.")
+        bool,
+        typer.Option(
+            "--print-config", help="Write a Host entry with an SSM ProxyCommand to --ssh-config and print it."
+        ),
     ] = False,
-    alias: Annotated[str | None, typer.Option(help="Host name in the ssh config (default: the cluster name).")] = None,
+    alias: Annotated[
+        str | None, typer.Option(help="Host name in the ssh config (default: the cluster name).")
+    ] = None,
     user: Annotated[str, typer.Option(help="Login user for the ssh config entry.")] = "ubuntu",
-    ssh_config: Annotated[Path, typer.Option(help="ssh config file to update; '-' prints only.")] = Path("~/.ssh/config"),
+    ssh_config: Annotated[Path, typer.Option(help="ssh config file to update; '-' prints only.")] = Path(
+        "~/.ssh/config"
+    ),
     check: Annotated[bool, typer.Option(help="Probe SSM reachability before starting the shell.")] = True,
 ) -> None:
     """A shell on the controller (or another node) through SSM Session Manager.
@@ -158,19 +187,29 @@ def ssh_command(
 def validate_command(
     ctx: typer.Context,
     context_file: Annotated[
-        Path | None, typer.Option(help="cdk.json whose context holds the cluster settings ('' to skip).")
+        Path, typer.Option(help="cdk.json whose context holds the cluster settings.")
     ] = Path("cdk.json"),
-    worker_type: Annotated[str | None, typer.Option(help="Worker instance type (overrides the context).")] = None,
+    use_context: Annotated[
+        bool,
+        typer.Option(
+            "--context/--no-context", help="Read --context-file (off: check only what the options name)."
+        ),
+    ] = True,
+    worker_type: Annotated[
+        str | None, typer.Option(help="Worker instance type (overrides the context).")
+    ] = None,
     workers: Annotated[int | None, typer.Option(help="Worker count (overrides the context).")] = None,
     controller_type: Annotated[str | None, typer.Option(help="Controller instance type.")] = None,
     az: Annotated[str | None, typer.Option("--az", help="Availability zone the cluster will use.")] = None,
     subnet_id: Annotated[str | None, typer.Option(help="Existing private subnet for the cluster.")] = None,
-    security_group_id: Annotated[str | None, typer.Option(help="Existing security group for the cluster.")] = None,
+    security_group_id: Annotated[
+        str | None, typer.Option(help="Existing security group for the cluster.")
+    ] = None,
     fsx_id: Annotated[str | None, typer.Option(help="Existing FSx for Lustre file system.")] = None,
 ) -> None:
     """Pre-flight checks before `cdk deploy`: trn1 offered in the AZ, service quotas, private
     subnet, self-referencing security group, FSx in the cluster's AZ. Exit 1 on any failure."""
-    context = validate.read_context(context_file) if context_file and str(context_file) else {}
+    context = validate.read_context(context_file) if use_context else {}
     plan = validate.plan_from_context(
         context,
         worker_instance_type=worker_type,
@@ -194,9 +233,13 @@ def validate_command(
 def upload_command(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="Dataset file or directory.")],
-    name: Annotated[str | None, typer.Option(help="Name under datasets/ (default: the file or directory name).")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Name under datasets/ (default: the file or directory name).")
+    ] = None,
     stack: Stack = hp.DEFAULT_STACK,
-    bucket: Annotated[str | None, typer.Option(help="Bucket (default: the stack's BucketName output).")] = None,
+    bucket: Annotated[
+        str | None, typer.Option(help="Bucket (default: the stack's BucketName output).")
+    ] = None,
 ) -> None:
     """Upload a dataset to s3://<bucket>/datasets/<name>; FSx imports it, so jobs read
     /fsx/datasets/<name> (the data repository association maps datasets/ to /fsx/datasets)."""
@@ -228,12 +271,18 @@ def cost_command(
     epochs: Annotated[float, typer.Option(help="Epochs, with --samples.")] = 1,
     samples_per_second: Annotated[
         float,
-        typer.Option(help="Throughput per instance; reference: LoRA 3.55, full fine-tuning 2.08 (Llama-3-8B, one trn1.32xlarge)."),
+        typer.Option(
+            help="Throughput per instance; reference: LoRA 3.55, full fine-tuning 2.08 (Llama-3-8B, one trn1.32xlarge)."
+        ),
     ] = pricing.REFERENCE_SAMPLES_PER_SECOND["lora"],
-    price_per_hour: Annotated[float | None, typer.Option(help="Your USD per instance-hour (default: the built-in table).")] = None,
+    price_per_hour: Annotated[
+        float | None, typer.Option(help="Your USD per instance-hour (default: the built-in table).")
+    ] = None,
     sacct: Annotated[
         Path | None,
-        typer.Option(help=f"Actual cost of finished jobs from `sacct --parsable2 --noheader --format={pricing.SACCT_FORMAT}` output ('-' for stdin)."),
+        typer.Option(
+            help=f"Actual cost of finished jobs from `sacct --parsable2 --noheader --format={pricing.SACCT_FORMAT}` output ('-' for stdin)."
+        ),
     ] = None,
 ) -> None:
     """Estimated on-demand cost of a run (from --hours, or from --samples/--epochs/--samples-per-second),
@@ -256,17 +305,25 @@ def cost_command(
         node_hours = sum(j.node_hours for j in done)
         skipped = len(jobs) - len(done)
         note = f" ({skipped} unfinished job(s) left out)" if skipped else ""
-        out.print(f"{len(done)} finished job(s), {node_hours:.2f} node-hours: ${node_hours * price_per_hour:,.2f}{note}", markup=False)
+        out.print(
+            f"{len(done)} finished job(s), {node_hours:.2f} node-hours: ${node_hours * price_per_hour:,.2f}{note}",
+            markup=False,
+        )
     else:
         if samples is not None:
-            hours = pricing.training_hours(samples=samples, epochs=epochs, samples_per_second=samples_per_second, instances=count)
+            hours = pricing.training_hours(
+                samples=samples, epochs=epochs, samples_per_second=samples_per_second, instances=count
+            )
             out.print(
                 f"{samples} samples x {epochs:g} epochs at {samples_per_second:g} samples/s per instance on {count}: "
                 f"{hours * 60:.0f} min (assumes linear scaling across instances)",
                 markup=False,
             )
         assert hours is not None
-        out.print(f"estimated ${hours * count * price_per_hour:,.2f} for {count} x {hours:.2f} h", markup=False)
+        out.print(
+            f"estimated ${hours * count * price_per_hour:,.2f} for {count} x {instance_type} for {hours:.2f} h",
+            markup=False,
+        )
     out.print(f"price: {basis}", markup=False, style="dim")
 
 

@@ -49,7 +49,9 @@ def plan_upload(source: Path, name: str | None = None) -> UploadPlan:
     files = sorted(p for p in source.rglob("*") if p.is_file())
     if not files:
         raise HpctlError(f"{source} has no files to upload")
-    return UploadPlan(key, tuple(Upload(p, f"{key}/{p.relative_to(source).as_posix()}", p.stat().st_size) for p in files))
+    return UploadPlan(
+        key, tuple(Upload(p, f"{key}/{p.relative_to(source).as_posix()}", p.stat().st_size) for p in files)
+    )
 
 
 def upload(aws: Aws, bucket: str, plan: UploadPlan, on_bytes: Callable[[int], None]) -> None:

@@ -50,14 +50,18 @@ class Plan:
     def __post_init__(self) -> None:
         for name in ("worker_instance_type", "controller_instance_type"):
             if not getattr(self, name).startswith("ml."):
-                raise HpctlError(f"{name} must be a SageMaker type like ml.trn1.32xlarge, got {getattr(self, name)!r}")
+                raise HpctlError(
+                    f"{name} must be a SageMaker type like ml.trn1.32xlarge, got {getattr(self, name)!r}"
+                )
         if self.worker_count < 1:
             raise HpctlError(f"worker_count must be at least 1, got {self.worker_count}")
 
     @property
     def instance_demand(self) -> Counter[str]:
         """Instances per type, controller included (quotas count every node)."""
-        return Counter({self.worker_instance_type: self.worker_count}) + Counter({self.controller_instance_type: 1})
+        return Counter({self.worker_instance_type: self.worker_count}) + Counter(
+            {self.controller_instance_type: 1}
+        )
 
 
 # cdk.json context key -> Plan field. Keep in step with infra/ (see report).
@@ -92,6 +96,8 @@ def read_context(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise HpctlError(f"{path} not found: run from the project root or pass --context-file") from None
+    except OSError as exc:
+        raise HpctlError(f"cannot read {path}: {exc.strerror}") from None
     except json.JSONDecodeError as exc:
         raise HpctlError(f"{path} is not valid JSON: {exc}") from None
     context = data.get("context", {})
@@ -154,23 +160,33 @@ class Validator:
     def check_offering(self, instance_type: str, zone: str) -> None:
         ec2_type = instance_type.removeprefix("ml.")
         with aws_errors():
-            pages = self._ec2().get_paginator("describe_instance_type_offerings").paginate(
-                LocationType="availability-zone",
-                Filters=[{"Name": "instance-type", "Values": [ec2_type]}],
+            pages = (
+                self._ec2()
+                .get_paginator("describe_instance_type_offerings")
+                .paginate(
+                    LocationType="availability-zone",
+                    Filters=[{"Name": "instance-type", "Values": [ec2_type]}],
+                )
             )
             zones = sorted({o["Location"] for page in pages for o in page["InstanceTypeOfferings"]})
         check = f"{ec2_type} in {zone}"
         if zone in zones:
             self._add(check, Status.OK, f"{ec2_type} is offered in {zone}")
         elif zones:
-            self._add(check, Status.FAIL, f"{ec2_type} is not offered in {zone}: use a subnet in {', '.join(zones)}")
+            self._add(
+                check, Status.FAIL, f"{ec2_type} is not offered in {zone}: use a subnet in {', '.join(zones)}"
+            )
         else:
-            self._add(check, Status.FAIL, f"{ec2_type} is not offered in {self.aws.region}: pick another --region")
+            self._add(
+                check, Status.FAIL, f"{ec2_type} is not offered in {self.aws.region}: pick another --region"
+            )
 
     def _quotas(self) -> dict[str, float]:
         with aws_errors():
-            pages = self.aws.client("service-quotas").get_paginator("list_service_quotas").paginate(
-                ServiceCode=HYPERPOD_SERVICE_CODE
+            pages = (
+                self.aws.client("service-quotas")
+                .get_paginator("list_service_quotas")
+                .paginate(ServiceCode=HYPERPOD_SERVICE_CODE)
             )
             return {q["QuotaName"]: float(q["Value"]) for page in pages for q in page["Quotas"]}
 
@@ -193,7 +209,9 @@ class Validator:
                     f"'{name}' is {have:g}, the cluster needs {wanted}: request an increase to {wanted} (Service Quotas, SageMaker)",
                 )
             else:
-                self._add(f"quota {instance_type}", Status.OK, f"'{name}' is {have:g}, the cluster needs {wanted}")
+                self._add(
+                    f"quota {instance_type}", Status.OK, f"'{name}' is {have:g}, the cluster needs {wanted}"
+                )
         total = quotas.get(TOTAL_INSTANCES_QUOTA)
         needed = sum(demand.values())
         if total is not None and total < needed:
@@ -211,7 +229,10 @@ class Validator:
             )["RouteTables"]
             if not tables:  # no explicit association: the VPC's main table applies
                 tables = self._ec2().describe_route_tables(
-                    Filters=[{"Name": "vpc-id", "Values": [subnet["VpcId"]]}, {"Name": "association.main", "Values": ["true"]}]
+                    Filters=[
+                        {"Name": "vpc-id", "Values": [subnet["VpcId"]]},
+                        {"Name": "association.main", "Values": ["true"]},
+                    ]
                 )["RouteTables"]
         default_routes = [
             r for t in tables for r in t.get("Routes", []) if r.get("DestinationCidrBlock") == "0.0.0.0/0"
@@ -224,7 +245,9 @@ class Validator:
                 f"subnet {subnet_id} routes 0.0.0.0/0 to an internet gateway: use a private subnet (default route to a NAT gateway)",
             )
         elif subnet.get("MapPublicIpOnLaunch"):
-            self._add(check, Status.FAIL, f"subnet {subnet_id} assigns public IPs on launch: use a private subnet")
+            self._add(
+                check, Status.FAIL, f"subnet {subnet_id} assigns public IPs on launch: use a private subnet"
+            )
         elif not any(r.get("NatGatewayId") for r in default_routes):
             self._add(
                 check,
@@ -239,7 +262,10 @@ class Validator:
             group = self._ec2().describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
         missing = [
             direction
-            for direction, rules in (("ingress", group.get("IpPermissions", [])), ("egress", group.get("IpPermissionsEgress", [])))
+            for direction, rules in (
+                ("ingress", group.get("IpPermissions", [])),
+                ("egress", group.get("IpPermissionsEgress", [])),
+            )
             if not _allows_all_from_self(rules, group_id)
         ]
         check = f"security group {group_id}"
@@ -272,6 +298,7 @@ class Validator:
 
 def _allows_all_from_self(rules: list[dict[str, Any]], group_id: str) -> bool:
     return any(
-        rule.get("IpProtocol") == "-1" and any(p.get("GroupId") == group_id for p in rule.get("UserIdGroupPairs", []))
+        rule.get("IpProtocol") == "-1"
+        and any(p.get("GroupId") == group_id for p in rule.get("UserIdGroupPairs", []))
         for rule in rules
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -88,9 +87,15 @@ class World:
 
 def _network(ec2: Any) -> dict[str, str]:
     vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
-    private = ec2.create_subnet(VpcId=vpc, CidrBlock="10.1.0.0/20", AvailabilityZone=ZONE)["Subnet"]["SubnetId"]
-    public = ec2.create_subnet(VpcId=vpc, CidrBlock="10.1.16.0/20", AvailabilityZone=ZONE)["Subnet"]["SubnetId"]
-    other = ec2.create_subnet(VpcId=vpc, CidrBlock="10.1.32.0/20", AvailabilityZone="us-west-2a")["Subnet"]["SubnetId"]
+    private = ec2.create_subnet(VpcId=vpc, CidrBlock="10.1.0.0/20", AvailabilityZone=ZONE)["Subnet"][
+        "SubnetId"
+    ]
+    public = ec2.create_subnet(VpcId=vpc, CidrBlock="10.1.16.0/20", AvailabilityZone=ZONE)["Subnet"][
+        "SubnetId"
+    ]
+    other = ec2.create_subnet(VpcId=vpc, CidrBlock="10.1.32.0/20", AvailabilityZone="us-west-2a")["Subnet"][
+        "SubnetId"
+    ]
     igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
     ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
     public_rt = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
@@ -111,18 +116,24 @@ def _network(ec2: Any) -> dict[str, str]:
     return {"vpc": vpc, "private": private, "public": public, "other": other, "sg": sg, "open_sg": open_sg}
 
 
-def _physical(resolver: Resolver, net: dict[str, str], role: dict[str, str], bucket: str, fsx: dict[str, str]) -> dict[str, Physical]:
+def _physical(
+    resolver: Resolver, net: dict[str, str], role: dict[str, str], bucket: str, fsx: dict[str, str]
+) -> dict[str, Physical]:
     """Every resource the cluster properties and outputs may name, by CloudFormation type."""
     by_type: dict[str, Physical] = {
         "AWS::EC2::VPC": Physical(net["vpc"], {"VpcId": net["vpc"]}),
         "AWS::EC2::Subnet": Physical(net["private"], {"SubnetId": net["private"], "AvailabilityZone": ZONE}),
         "AWS::EC2::SecurityGroup": Physical(net["sg"], {"GroupId": net["sg"]}),
         "AWS::IAM::Role": Physical(role["RoleName"], {"Arn": role["Arn"], "RoleId": role["RoleId"]}),
-        "AWS::S3::Bucket": Physical(bucket, {"Arn": f"arn:aws:s3:::{bucket}", "DomainName": f"{bucket}.s3.amazonaws.com"}),
+        "AWS::S3::Bucket": Physical(
+            bucket, {"Arn": f"arn:aws:s3:::{bucket}", "DomainName": f"{bucket}.s3.amazonaws.com"}
+        ),
         "AWS::FSx::FileSystem": Physical(
             fsx["FileSystemId"], {"DNSName": fsx["DNSName"], "LustreMountName": fsx["MountName"]}
         ),
-        "AWS::SecretsManager::Secret": Physical(f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:hf-token-AbCdEf"),
+        "AWS::SecretsManager::Secret": Physical(
+            f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:hf-token-AbCdEf"
+        ),
     }
     physical: dict[str, Physical] = {}
     for resource_type, value in by_type.items():
@@ -145,7 +156,9 @@ def world(template: dict[str, Any], stack_name: str, isolated_aws: None) -> Iter
             RoleName="hyperpod-exec", AssumeRolePolicyDocument='{"Version": "2012-10-17", "Statement": []}'
         )["Role"]
         bucket = "sagemaker-hyperpod-test-bucket"
-        session.client("s3").create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        session.client("s3").create_bucket(
+            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
+        )
         fsx = session.client("fsx").create_file_system(
             FileSystemType="LUSTRE",
             StorageCapacity=1200,
@@ -155,7 +168,13 @@ def world(template: dict[str, Any], stack_name: str, isolated_aws: None) -> Iter
         )["FileSystem"]
         fsx.setdefault("MountName", "abcdefgh")
 
-        pseudo = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": stack_name}
+        pseudo = {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackName": stack_name,
+        }
         resolver = Resolver(template, {}, pseudo)
         resolver = Resolver(template, _physical(resolver, net, role, bucket, fsx), pseudo)
         (cluster_lid,) = resolver.resource_ids("AWS::SageMaker::Cluster")
@@ -196,7 +215,12 @@ def _outputs_only_template(outputs: dict[str, str]) -> str:
 
     return json.dumps(
         {
-            "Resources": {"Marker": {"Type": "AWS::SSM::Parameter", "Properties": {"Name": "hpctl-test-marker", "Type": "String", "Value": "hpctl-test"}}},
+            "Resources": {
+                "Marker": {
+                    "Type": "AWS::SSM::Parameter",
+                    "Properties": {"Name": "hpctl-test-marker", "Type": "String", "Value": "hpctl-test"},
+                }
+            },
             "Outputs": {key: {"Value": value} for key, value in outputs.items()},
         }
     )
@@ -211,7 +235,12 @@ class Cli:
     aws: Aws
 
     def __call__(self, *args: str, runtime: Runtime | None = None, stdin: str | None = None) -> Any:
-        rt = runtime or Runtime(connect=lambda region, profile: self.aws, exec_argv=self.execs.append, which=_on_path, sleep=_no_sleep)
+        rt = runtime or Runtime(
+            connect=lambda region, profile: self.aws,
+            exec_argv=self.execs.append,
+            which=_on_path,
+            sleep=_no_sleep,
+        )
         return CliRunner().invoke(app, list(args), obj=rt, input=stdin, catch_exceptions=False)
 
 

@@ -11,12 +11,21 @@ def template() -> dict[str, Any]:
     return {
         "Resources": {
             "VpcAbc123": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.0.0.0/16"}},
-            "VpcPrivateSubnet1Def456": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": {"Ref": "VpcAbc123"}}},
-            "ClusterSg789": {"Type": "AWS::EC2::SecurityGroup", "Properties": {"VpcId": {"Ref": "VpcAbc123"}}},
+            "VpcPrivateSubnet1Def456": {
+                "Type": "AWS::EC2::Subnet",
+                "Properties": {"VpcId": {"Ref": "VpcAbc123"}},
+            },
+            "ClusterSg789": {
+                "Type": "AWS::EC2::SecurityGroup",
+                "Properties": {"VpcId": {"Ref": "VpcAbc123"}},
+            },
             "ExecRoleAaa": {"Type": "AWS::IAM::Role", "Properties": {}},
             "BucketBbb": {"Type": "AWS::S3::Bucket", "Properties": {}},
             "FsxCcc": {"Type": "AWS::FSx::FileSystem", "Properties": {}},
-            "RunAsUbuntuDdd": {"Type": "AWS::SSM::Document", "Properties": {"Name": "SSM-SessionManagerRunShellAsUbuntu"}},
+            "RunAsUbuntuDdd": {
+                "Type": "AWS::SSM::Document",
+                "Properties": {"Name": "SSM-SessionManagerRunShellAsUbuntu"},
+            },
             "ClusterEee": {
                 "Type": "AWS::SageMaker::Cluster",
                 "Properties": {
@@ -28,7 +37,9 @@ def template() -> dict[str, Any]:
                             "InstanceCount": 1,
                             "ExecutionRole": {"Fn::GetAtt": ["ExecRoleAaa", "Arn"]},
                             "LifeCycleConfig": {
-                                "SourceS3Uri": {"Fn::Join": ["", ["s3://", {"Ref": "BucketBbb"}, "/lifecycle/"]]},
+                                "SourceS3Uri": {
+                                    "Fn::Join": ["", ["s3://", {"Ref": "BucketBbb"}, "/lifecycle/"]]
+                                },
                                 "OnCreate": "on_create.sh",
                             },
                             "ThreadsPerCore": 1,
@@ -39,7 +50,9 @@ def template() -> dict[str, Any]:
                             "InstanceCount": 2,
                             "ExecutionRole": {"Fn::GetAtt": ["ExecRoleAaa", "Arn"]},
                             "LifeCycleConfig": {
-                                "SourceS3Uri": {"Fn::Join": ["", ["s3://", {"Ref": "BucketBbb"}, "/lifecycle/"]]},
+                                "SourceS3Uri": {
+                                    "Fn::Join": ["", ["s3://", {"Ref": "BucketBbb"}, "/lifecycle/"]]
+                                },
                                 "OnCreate": "on_create.sh",
                             },
                             "ThreadsPerCore": 1,
@@ -67,7 +80,12 @@ def template() -> dict[str, Any]:
                         "",
                         [
                             "sagemaker-cluster:",
-                            {"Fn::Select": [1, {"Fn::Split": ["/", {"Fn::GetAtt": ["ClusterEee", "ClusterArn"]}]}]},
+                            {
+                                "Fn::Select": [
+                                    1,
+                                    {"Fn::Split": ["/", {"Fn::GetAtt": ["ClusterEee", "ClusterArn"]}]},
+                                ]
+                            },
                             "_controller-machine-",
                         ],
                     ]

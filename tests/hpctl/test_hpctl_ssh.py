@@ -37,7 +37,9 @@ def ssm(world: World, make_cli: Callable[[Aws], Cli]) -> Iterator[tuple[Cli, Stu
 
 def _expect_probe(stubber: Stubber, target: str, document: str | None) -> None:
     params = {"Target": target, **({"DocumentName": document} if document else {})}
-    stubber.add_response("start_session", {"SessionId": "probe-1", "TokenValue": "t", "StreamUrl": "wss://x"}, params)
+    stubber.add_response(
+        "start_session", {"SessionId": "probe-1", "TokenValue": "t", "StreamUrl": "wss://x"}, params
+    )
     stubber.add_response("terminate_session", {"SessionId": "probe-1"}, {"SessionId": "probe-1"})
 
 
@@ -55,7 +57,9 @@ def test_ssh_execs_start_session_on_the_controller_as_the_default_user(
     ]
 
 
-def test_the_target_is_the_stacks_ssm_prefix_plus_the_instance_id(world: World, moto_cluster: Any, cli: Cli) -> None:
+def test_the_target_is_the_stacks_ssm_prefix_plus_the_instance_id(
+    world: World, moto_cluster: Any, cli: Cli
+) -> None:
     controller = world.outputs["ControllerGroupName"]
     instance = _node(moto_cluster, controller)
     cli("ssh", "--no-check")
@@ -63,7 +67,9 @@ def test_the_target_is_the_stacks_ssm_prefix_plus_the_instance_id(world: World, 
 
 
 def test_ssh_to_a_named_worker_instance(world: World, moto_cluster: Any, cli: Cli) -> None:
-    worker_group = next(g["InstanceGroupName"] for g in moto_cluster.instance_groups if "trn1" in g["InstanceType"])
+    worker_group = next(
+        g["InstanceGroupName"] for g in moto_cluster.instance_groups if "trn1" in g["InstanceType"]
+    )
     worker = sorted(i for i, n in moto_cluster.nodes.items() if n.instance_group_name == worker_group)[-1]
     result = cli("ssh", "--no-check", "--instance", worker)
     assert result.exit_code == 0, result.output
@@ -105,13 +111,19 @@ def test_missing_session_manager_plugin_is_named_with_where_to_get_it(cli: Cli) 
     )
     result = cli("ssh", runtime=runtime)
     assert result.exit_code == 1
-    assert result.output.startswith("error: session-manager-plugin is not on PATH: install the Session Manager plugin")
+    assert result.output.startswith(
+        "error: session-manager-plugin is not on PATH: install the Session Manager plugin"
+    )
     assert cli.execs == []
 
 
-def test_the_named_profile_is_passed_on_to_the_aws_cli(world: World, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_named_profile_is_passed_on_to_the_aws_cli(
+    world: World, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = tmp_path / "config"
-    config.write_text(f"[profile lab]\nregion = {REGION}\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    config.write_text(
+        f"[profile lab]\nregion = {REGION}\naws_access_key_id = testing\naws_secret_access_key = testing\n"
+    )
     monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
     runtime = Runtime(exec_argv=cli.execs.append, which=lambda tool: f"/usr/bin/{tool}")
     result = cli("--profile", "lab", "ssh", "--no-check", runtime=runtime)
@@ -126,7 +138,9 @@ def _config_entry(world: World, moto_cluster: Any, path: Path, *args: str) -> li
     return result.output.splitlines()
 
 
-def test_print_config_writes_a_host_with_the_ssm_proxy_command(world: World, moto_cluster: Any, tmp_path: Path) -> None:
+def test_print_config_writes_a_host_with_the_ssm_proxy_command(
+    world: World, moto_cluster: Any, tmp_path: Path
+) -> None:
     path = tmp_path / "ssh" / "config"
     lines = _config_entry(world, moto_cluster, path)
     controller = world.outputs["ControllerGroupName"]
@@ -141,7 +155,9 @@ def test_print_config_writes_a_host_with_the_ssm_proxy_command(world: World, mot
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-def test_print_config_again_replaces_its_entry_and_keeps_the_rest(world: World, moto_cluster: Any, tmp_path: Path) -> None:
+def test_print_config_again_replaces_its_entry_and_keeps_the_rest(
+    world: World, moto_cluster: Any, tmp_path: Path
+) -> None:
     path = tmp_path / "config"
     path.write_text("Host bastion\n    HostName 192.0.2.1\n")
     _config_entry(world, moto_cluster, path)
@@ -152,7 +168,9 @@ def test_print_config_again_replaces_its_entry_and_keeps_the_rest(world: World, 
     assert "User admin" in text and "User ubuntu" not in text
 
 
-def test_print_config_refuses_to_shadow_a_hand_written_host(world: World, moto_cluster: Any, tmp_path: Path) -> None:
+def test_print_config_refuses_to_shadow_a_hand_written_host(
+    world: World, moto_cluster: Any, tmp_path: Path
+) -> None:
     path = tmp_path / "config"
     path.write_text(f"Host {world.cluster_name}\n    HostName 192.0.2.1\n")
     cli = Cli(session=world.session, execs=[], aws=Aws(world.session))

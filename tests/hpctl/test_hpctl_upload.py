@@ -1,0 +1,60 @@
+"""`hpctl upload`: datasets land under s3://<BucketName>/datasets/, which FSx shows as /fsx/datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import Cli, World
+
+
+def _keys(world: World, prefix: str) -> dict[str, int]:
+    listed = (
+        world.session.client("s3").list_objects_v2(Bucket=world.bucket, Prefix=prefix).get("Contents", [])
+    )
+    return {o["Key"]: o["Size"] for o in listed}
+
+
+def test_a_directory_keeps_its_layout_under_datasets(cli: Cli, world: World, tmp_path: Path) -> None:
+    data = tmp_path / "dolly"
+    (data / "split").mkdir(parents=True)
+    (data / "train.jsonl").write_text('{"instruction": "hi"}\n' * 100)
+    (data / "split" / "eval.jsonl").write_text('{"instruction": "bye"}\n')
+    result = cli("upload", str(data))
+    assert result.exit_code == 0, result.output
+    assert _keys(world, "datasets/dolly/") == {
+        "datasets/dolly/train.jsonl": 2200,
+        "datasets/dolly/split/eval.jsonl": 23,
+    }
+    assert result.output.splitlines()[-1] == (
+        f"uploaded 2 file(s), 2,223 bytes, to s3://{world.bucket}/datasets/dolly -> /fsx/datasets/dolly on the cluster"
+    )
+
+
+def test_a_file_can_be_renamed_with_name(cli: Cli, world: World, tmp_path: Path) -> None:
+    source = tmp_path / "local.jsonl"
+    source.write_text("{}\n")
+    result = cli("upload", str(source), "--name", "tiny.jsonl")
+    assert result.exit_code == 0, result.output
+    assert _keys(world, "datasets/tiny.jsonl") == {"datasets/tiny.jsonl": 3}
+    assert result.output.splitlines()[-1].endswith("-> /fsx/datasets/tiny.jsonl on the cluster")
+
+
+def test_the_bucket_comes_from_the_stack_output(world: World) -> None:
+    assert world.outputs["BucketName"] == world.bucket
+
+
+def test_a_missing_path_is_named(cli: Cli, tmp_path: Path) -> None:
+    result = cli("upload", str(tmp_path / "nope"))
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [f"error: {tmp_path / 'nope'} does not exist"]
+
+
+def test_an_unknown_bucket_is_one_line(cli: Cli, tmp_path: Path) -> None:
+    source = tmp_path / "a.jsonl"
+    source.write_text("{}\n")
+    result = cli("upload", str(source), "--bucket", "sagemaker-nope")
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == (
+        "error: upload failed: NoSuchBucket: The specified bucket does not exist"
+        " — check --bucket (or the stack's BucketName output) and --region"
+    )

@@ -1,0 +1,151 @@
+"""`hpctl validate`: pre-flight findings against moto's network, with Service Quotas stubbed
+(moto only knows VPC quotas)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import pytest
+from botocore.stub import Stubber
+from conftest import Cli, World
+
+from hpctl.aws import Aws
+
+QuotaStub = Callable[[Mapping[str, float]], Cli]
+
+
+@pytest.fixture
+def with_quotas(world: World, make_cli: Callable[[Aws], Cli]) -> Iterator[QuotaStub]:
+    """A Cli whose account has these SageMaker quotas; EC2 and FSx are moto."""
+    stubbers: list[Stubber] = []
+
+    def build(quotas: Mapping[str, float]) -> Cli:
+        aws = Aws(world.session)
+        stubber = Stubber(aws.client("service-quotas"))
+        listed = [
+            {"QuotaName": name, "Value": value, "QuotaCode": f"L-{i:08X}"}
+            for i, (name, value) in enumerate(quotas.items())
+        ]
+        stubber.add_response("list_service_quotas", {"Quotas": listed}, {"ServiceCode": "sagemaker"})
+        stubber.activate()
+        stubbers.append(stubber)
+        return make_cli(aws)
+
+    yield build
+    for stubber in stubbers:
+        stubber.deactivate()
+
+
+ENOUGH = {"ml.trn1.32xlarge for cluster usage": 4, "ml.c5.xlarge for cluster usage": 2}
+
+
+def _line(output: str, needle: str) -> str:
+    matches = [line for line in output.splitlines() if needle in line]
+    assert len(matches) == 1, output
+    return " ".join(matches[0].replace("│", " ").split())
+
+
+def test_a_sound_plan_passes_every_check(world: World, with_quotas: QuotaStub) -> None:
+    cli = with_quotas(ENOUGH)
+    result = cli(
+        "validate", "--no-context", "--workers", "2", "--subnet-id", world.private_subnet_id,
+        "--security-group-id", world.security_group_id, "--fsx-id", world.fsx_id,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == "6 passed, 0 failed"
+
+
+def test_trn1_not_offered_in_the_zone_names_the_zones_that_have_it(with_quotas: QuotaStub) -> None:
+    result = with_quotas(ENOUGH)("validate", "--no-context", "--az", "us-west-2a")
+    assert result.exit_code == 1
+    assert _line(result.output, "not offered") == (
+        "✗ trn1.32xlarge in us-west-2a trn1.32xlarge is not offered in us-west-2a: use a subnet in us-west-2b, us-west-2d"
+    )
+
+
+def test_a_quota_below_the_instance_count_says_what_to_request(with_quotas: QuotaStub) -> None:
+    quotas = {**ENOUGH, "ml.trn1.32xlarge for cluster usage": 1}
+    result = with_quotas(quotas)("validate", "--no-context", "--az", "us-west-2b", "--workers", "2")
+    assert result.exit_code == 1
+    assert _line(result.output, "quota ml.trn1") == (
+        "✗ quota ml.trn1.32xlarge 'ml.trn1.32xlarge for cluster usage' is 1, the cluster needs 2: "
+        "request an increase to 2 (Service Quotas, SageMaker)"
+    )
+
+
+def test_a_controller_of_the_worker_type_counts_against_the_same_quota(with_quotas: QuotaStub) -> None:
+    quotas = {"ml.trn1.32xlarge for cluster usage": 2}
+    result = with_quotas(quotas)(
+        "validate",
+        "--no-context",
+        "--az",
+        "us-west-2b",
+        "--workers",
+        "2",
+        "--controller-type",
+        "ml.trn1.32xlarge",
+    )
+    assert result.exit_code == 1
+    assert "is 2, the cluster needs 3" in _line(result.output, "quota ml.trn1")
+
+
+def test_a_missing_quota_is_a_failure_that_names_it(with_quotas: QuotaStub) -> None:
+    result = with_quotas({"ml.c5.xlarge for cluster usage": 1})(
+        "validate", "--no-context", "--az", "us-west-2b"
+    )
+    assert result.exit_code == 1
+    assert "no 'ml.trn1.32xlarge for cluster usage' quota in us-west-2: request 1" in _line(
+        result.output, "quota ml.trn1"
+    )
+
+
+def test_a_public_subnet_fails_with_what_to_use_instead(world: World, with_quotas: QuotaStub) -> None:
+    result = with_quotas(ENOUGH)("validate", "--no-context", "--subnet-id", world.public_subnet_id)
+    assert result.exit_code == 1
+    assert _line(result.output, "private") == (
+        f"✗ subnet {world.public_subnet_id} private subnet {world.public_subnet_id} routes 0.0.0.0/0 to an internet "
+        "gateway: use a private subnet (default route to a NAT gateway)"
+    )
+
+
+def test_a_security_group_without_self_rules_fails_naming_both_directions(
+    world: World, with_quotas: QuotaStub
+) -> None:
+    sg = world.open_security_group_id
+    result = with_quotas(ENOUGH)("validate", "--no-context", "--az", "us-west-2b", "--security-group-id", sg)
+    assert result.exit_code == 1
+    assert f"{sg} lacks a self-referencing all-traffic ingress and egress rule" in _line(
+        result.output, "security group"
+    )
+
+
+def test_fsx_in_another_zone_fails(world: World, with_quotas: QuotaStub) -> None:
+    result = with_quotas(ENOUGH)(
+        "validate", "--no-context", "--subnet-id", world.other_zone_subnet_id, "--fsx-id", world.fsx_id
+    )
+    assert result.exit_code == 1
+    assert f"{world.fsx_id} is in us-west-2b, the cluster in us-west-2a: put both in one AZ" in _line(
+        result.output, "FSx"
+    )
+
+
+def test_the_plan_is_read_from_cdk_json_context(tmp_path: Path, with_quotas: QuotaStub) -> None:
+    cdk_json = tmp_path / "cdk.json"
+    cdk_json.write_text(
+        json.dumps(
+            {"app": "python app.py", "context": {"worker_count": 3, "availability_zone": "us-west-2d"}}
+        )
+    )
+    result = with_quotas(ENOUGH)("validate", "--context-file", str(cdk_json))
+    assert "✓ trn1.32xlarge in us-west-2d" in _line(result.output, "offered")
+    assert "is 4, the cluster needs 3" in _line(result.output, "quota ml.trn1")
+
+
+def test_a_bad_context_value_is_named(tmp_path: Path, with_quotas: QuotaStub) -> None:
+    cdk_json = tmp_path / "cdk.json"
+    cdk_json.write_text(json.dumps({"context": {"worker_count": "many"}}))
+    result = with_quotas(ENOUGH)("validate", "--context-file", str(cdk_json))
+    assert result.exit_code == 1
+    assert result.output.splitlines() == ["error: worker_count must be a whole number, got 'many'"]
