@@ -180,13 +180,16 @@ def _node(raw: Mapping[str, Any]) -> Node:
     )
 
 
-def pick_node(nodes: list[Node], *, group: str, instance_id: str | None = None) -> Node:
+def pick_node(nodes: list[Node], *, group: str | None, instance_id: str | None = None) -> Node:
     """The named instance, else the group's first Running node; an error says what exists."""
     if instance_id:
         for node in nodes:
             if node.instance_id == instance_id:
                 return node
-        raise HpctlError(f"no node {instance_id} in group {group}: `hpctl status` lists the nodes")
+        where = f"group {group}" if group else "the cluster"
+        raise HpctlError(f"no node {instance_id} in {where}: `hpctl status` lists the nodes")
+    if group is None:
+        raise HpctlError("name a node: --group GROUP and/or --instance INSTANCE_ID")
     if not nodes:
         raise HpctlError(f"instance group {group} has no nodes: check --group against `hpctl status`")
     for node in nodes:

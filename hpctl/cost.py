@@ -6,9 +6,11 @@ and the number it prints can be traced to a source.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from hpctl.aws import HpctlError
 
@@ -52,6 +54,27 @@ def price_per_hour(instance_type: str, region: str) -> float:
     )
 
 
+@dataclass(frozen=True)
+class Rate:
+    instance_type: str
+    usd_per_hour: float
+    basis: str  # where the number comes from, printed with every result
+
+
+def rate(instance_type: str, region: str | None, override: float | None = None) -> Rate:
+    """The user's own rate when given, else the table's for the region."""
+    if override is not None:
+        if override <= 0:
+            raise HpctlError(f"--price-per-hour must be positive, got {override:g}")
+        return Rate(instance_type, override, f"{instance_type} at ${override:,.2f}/h (your rate)")
+    if region is None:
+        raise HpctlError("no AWS region for the price table: pass --region or --price-per-hour")
+    usd = price_per_hour(instance_type, region)
+    return Rate(
+        instance_type, usd, f"{instance_type} at ${usd:,.2f}/h in {region}, {PRICES_AS_OF} ({PRICE_SOURCE})"
+    )
+
+
 def training_hours(*, samples: int, epochs: float, samples_per_second: float, instances: int) -> float:
     """Wall hours if throughput scales linearly with instances (data parallel; optimistic)."""
     if samples <= 0 or epochs <= 0 or samples_per_second <= 0 or instances <= 0:
@@ -77,6 +100,17 @@ class SlurmJob:
 
 
 SACCT_FORMAT = "JobID,JobName,NNodes,ElapsedRaw,State"
+
+
+def read_sacct(path: Path) -> list[SlurmJob]:
+    """`path` may be '-' for stdin (e.g. `ssh cluster sacct ... | hpctl cost --sacct -`)."""
+    if str(path) == "-":
+        return parse_sacct(sys.stdin)
+    try:
+        with path.open() as handle:
+            return parse_sacct(handle)
+    except OSError as exc:
+        raise HpctlError(f"cannot read {path}: {exc.strerror}") from None
 
 
 def parse_sacct(lines: Iterable[str]) -> list[SlurmJob]:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import botocore.exceptions as bce
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from hpctl import cluster as hp
 from hpctl import cost as pricing
@@ -84,24 +82,7 @@ def status(
     ref = hp.resolve(aws, stack=stack, cluster=cluster)
     out = render.console()
     if wait:
-        columns = (
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total} nodes"),
-            TimeElapsedColumn(),
-        )
-        with Progress(*columns, console=out, transient=True) as progress:
-            task = progress.add_task("waiting", total=None)
-
-            def show(c: hp.Cluster) -> None:
-                progress.update(
-                    task,
-                    description=f"{c.name} {c.status}",
-                    completed=sum(g.current_count for g in c.groups),
-                    total=sum(g.target_count for g in c.groups),
-                )
-
+        with render.wait_progress(out) as show:
             found = hp.wait_in_service(
                 aws,
                 ref,
@@ -154,9 +135,7 @@ def ssh_command(
     ref = hp.resolve(aws, stack=stack, cluster=cluster)
     found = hp.describe(aws, ref)
     wanted_group = group or (None if instance else ref.controller_group)
-    node = hp.pick_node(
-        hp.list_nodes(aws, ref, wanted_group), group=wanted_group or "any", instance_id=instance
-    )
+    node = hp.pick_node(hp.list_nodes(aws, ref, wanted_group), group=wanted_group, instance_id=instance)
     target = ssh.SsmTarget(found.cluster_id, node.group, node.instance_id)
     scope = ssh.AwsCliScope(aws.region, aws.profile)
     out = render.console()
@@ -169,12 +148,7 @@ def ssh_command(
             out.print(f"wrote Host {host} to {path}; connect with: ssh {host}", markup=False)
         out.print(block, markup=False, end="")
         return
-    for tool, hint in (
-        ("aws", "install the AWS CLI v2: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html"),
-        ("session-manager-plugin", "install the Session Manager plugin: https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-working-with-install-plugin.html"),
-    ):  # fmt: skip
-        if rt.which(tool) is None:
-            raise HpctlError(f"{tool} is not on PATH: {hint}")
+    ssh.require_tools(rt.which)
     chosen_document = document or ref.run_as_document
     if check:
         ssh.check_reachable(aws, target, chosen_document)
@@ -250,10 +224,8 @@ def upload_command(
             raise HpctlError(f"stack {stack} has no BucketName output: pass --bucket")
     plan = upload.plan_upload(path, name)
     out = render.console()
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=out) as progress:
-        task = progress.add_task(f"{len(plan.files)} file(s)", total=plan.size)
-        upload.upload(aws, bucket, plan, lambda sent: progress.advance(task, sent))
+    with render.byte_progress(out, f"{len(plan.files)} file(s)", plan.size) as advance:
+        upload.upload(aws, bucket, plan, advance)
     out.print(
         f"uploaded {len(plan.files)} file(s), {plan.size:,} bytes, to s3://{bucket}/{plan.key} "
         f"-> {plan.fsx_path} on the cluster",
@@ -290,45 +262,20 @@ def cost_command(
     if sum(x is not None for x in (hours, samples, sacct)) != 1:
         raise HpctlError("give exactly one of --hours, --samples or --sacct")
     rt = _runtime(ctx)
+    region = None if price_per_hour is not None else rt.region or rt.aws().region
+    rate = pricing.rate(instance_type, region, price_per_hour)
     out = render.console()
-    if price_per_hour is None:
-        region = rt.region or rt.aws().region
-        price_per_hour = pricing.price_per_hour(instance_type, region)
-        basis = f"{instance_type} at ${price_per_hour:,.2f}/h in {region}, {pricing.PRICES_AS_OF} ({pricing.PRICE_SOURCE})"
-    else:
-        basis = f"{instance_type} at ${price_per_hour:,.2f}/h (your rate)"
     if sacct is not None:
-        stream = sys.stdin if str(sacct) == "-" else _open(sacct)
-        jobs = pricing.parse_sacct(stream)
-        done = [j for j in jobs if j.finished]
-        render.sacct_jobs(out, done, price_per_hour)
-        node_hours = sum(j.node_hours for j in done)
-        skipped = len(jobs) - len(done)
-        note = f" ({skipped} unfinished job(s) left out)" if skipped else ""
+        render.sacct_cost(out, pricing.read_sacct(sacct), rate)
+    elif samples is not None:
+        run_hours = pricing.training_hours(
+            samples=samples, epochs=epochs, samples_per_second=samples_per_second, instances=count
+        )
         out.print(
-            f"{len(done)} finished job(s), {node_hours:.2f} node-hours: ${node_hours * price_per_hour:,.2f}{note}",
+            f"{samples} samples x {epochs:g} epochs at {samples_per_second:g} samples/s per instance on {count}: "
+            f"{run_hours * 60:.0f} min (assumes linear scaling across instances)",
             markup=False,
         )
-    else:
-        if samples is not None:
-            hours = pricing.training_hours(
-                samples=samples, epochs=epochs, samples_per_second=samples_per_second, instances=count
-            )
-            out.print(
-                f"{samples} samples x {epochs:g} epochs at {samples_per_second:g} samples/s per instance on {count}: "
-                f"{hours * 60:.0f} min (assumes linear scaling across instances)",
-                markup=False,
-            )
-        assert hours is not None
-        out.print(
-            f"estimated ${hours * count * price_per_hour:,.2f} for {count} x {instance_type} for {hours:.2f} h",
-            markup=False,
-        )
-    out.print(f"price: {basis}", markup=False, style="dim")
-
-
-def _open(path: Path) -> Any:
-    try:
-        return path.open()
-    except OSError as exc:
-        raise HpctlError(f"cannot read {path}: {exc.strerror}") from None
+        render.estimate(out, rate, count, run_hours)
+    elif hours is not None:
+        render.estimate(out, rate, count, hours)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hpctl.cluster import Cluster, Node
-from hpctl.cost import SlurmJob
+from hpctl.cost import Rate, SlurmJob
 from hpctl.validate import Finding, Status
 
 _MARK = {Status.OK: "[green]✓[/]", Status.WARN: "[yellow]![/]", Status.FAIL: "[red]✗[/]"}
@@ -38,17 +42,58 @@ def findings(out: Console, results: list[Finding]) -> None:
     out.print(table)
 
 
-def sacct_jobs(out: Console, jobs: list[SlurmJob], usd_per_hour: float) -> None:
+def estimate(out: Console, rate: Rate, count: int, hours: float) -> None:
+    usd = hours * count * rate.usd_per_hour
+    out.print(f"estimated ${usd:,.2f} for {count} x {rate.instance_type} for {hours:.2f} h", markup=False)
+    out.print(f"price: {rate.basis}", markup=False, style="dim")
+
+
+def sacct_cost(out: Console, jobs: list[SlurmJob], rate: Rate) -> None:
+    """Finished jobs and what they cost; running ones are left out (their cost is not final)."""
+    done = [j for j in jobs if j.finished]
     table = Table("job", "name", "nodes", "elapsed", "state", "node-hours", "USD")
-    for job in jobs:
+    for job in done:
         hours, rest = divmod(job.elapsed_seconds, 3600)
-        table.add_row(
-            job.job_id,
-            job.name,
-            str(job.nodes),
-            f"{hours}:{rest // 60:02d}:{rest % 60:02d}",
-            job.state,
-            f"{job.node_hours:.2f}",
-            f"{job.node_hours * usd_per_hour:,.2f}",
-        )
+        elapsed = f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+        usd = f"{job.node_hours * rate.usd_per_hour:,.2f}"
+        table.add_row(job.job_id, job.name, str(job.nodes), elapsed, job.state, f"{job.node_hours:.2f}", usd)
     out.print(table)
+    node_hours = sum(j.node_hours for j in done)
+    skipped = len(jobs) - len(done)
+    note = f" ({skipped} unfinished job(s) left out)" if skipped else ""
+    total = f"${node_hours * rate.usd_per_hour:,.2f}"
+    out.print(f"{len(done)} finished job(s), {node_hours:.2f} node-hours: {total}{note}", markup=False)
+    out.print(f"price: {rate.basis}", markup=False, style="dim")
+
+
+@contextmanager
+def wait_progress(out: Console) -> Iterator[Callable[[Cluster], None]]:
+    """A spinner with nodes up/target; yields the callback each poll reports to."""
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} nodes"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=out, transient=True) as progress:
+        task = progress.add_task("waiting", total=None)
+
+        def show(cluster: Cluster) -> None:
+            progress.update(
+                task,
+                description=f"{cluster.name} {cluster.status}",
+                completed=sum(g.current_count for g in cluster.groups),
+                total=sum(g.target_count for g in cluster.groups),
+            )
+
+        yield show
+
+
+@contextmanager
+def byte_progress(out: Console, description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A bytes-sent bar; yields the callback to report each chunk to."""
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=out) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda sent: progress.advance(task, sent)

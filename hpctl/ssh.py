@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,15 @@ from hpctl.aws import Aws, HpctlError, aws_errors
 
 # The SSM document that tunnels a TCP port (what ProxyCommand needs).
 SSH_TUNNEL_DOCUMENT = "AWS-StartSSHSession"
+
+# What `hpctl ssh` execs, and where to get each.
+REQUIRED_TOOLS = {
+    "aws": "install the AWS CLI v2: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html",
+    "session-manager-plugin": (
+        "install the Session Manager plugin: https://docs.aws.amazon.com/systems-manager/latest/userguide/"
+        "session-manager-working-with-install-plugin.html"
+    ),
+}
 
 _ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -41,6 +51,12 @@ class AwsCliScope:
     def args(self) -> list[str]:
         extra = ["--region", self.region]
         return [*extra, "--profile", self.profile] if self.profile else extra
+
+
+def require_tools(which: Callable[[str], str | None]) -> None:
+    for tool, hint in REQUIRED_TOOLS.items():
+        if which(tool) is None:
+            raise HpctlError(f"{tool} is not on PATH: {hint}")
 
 
 def start_session_argv(target: SsmTarget, scope: AwsCliScope, document: str | None = None) -> list[str]:
