@@ -183,18 +183,20 @@ def validate_command(
 ) -> None:
     """Pre-flight checks before `cdk deploy`: trn1 offered in the AZ, service quotas, private
     subnet, self-referencing security group, FSx in the cluster's AZ. Exit 1 on any failure."""
+    rt = _runtime(ctx)
     context = validate.read_context(context_file) if use_context else {}
+    overrides = {
+        "region": rt.region,
+        "worker_instance_type": worker_type,
+        "worker_count": workers,
+        "controller_instance_type": controller_type,
+        "availability_zone": az,
+    }
     plan = validate.plan_from_context(
-        context,
-        worker_instance_type=worker_type,
-        worker_count=workers,
-        controller_instance_type=controller_type,
-        availability_zone=az,
-        subnet_id=subnet_id,
-        security_group_id=security_group_id,
-        fsx_id=fsx_id,
+        context, overrides, subnet_id=subnet_id, security_group_id=security_group_id, fsx_id=fsx_id
     )
-    results = validate.Validator(_runtime(ctx).aws(), plan).run()
+    rt.region = plan.region  # check where the stack will deploy, not the shell's default region
+    results = validate.Validator(rt.aws(), plan).run()
     out = render.console()
     render.findings(out, results)
     failed = [f for f in results if f.status is validate.Status.FAIL]

@@ -37,58 +37,60 @@ class Finding:
 
 @dataclass(frozen=True)
 class Plan:
-    """What the cluster will need; None for a resource the stack creates itself."""
+    """What the cluster will need, and which existing resources (by id) to check."""
 
-    worker_instance_type: str = "ml.trn1.32xlarge"
-    worker_count: int = 1
-    controller_instance_type: str = "ml.c5.xlarge"
-    availability_zone: str | None = None
+    region: str
+    availability_zone: str
+    worker_instance_type: str
+    worker_count: int
+    controller_instance_type: str
+    login_instance_type: str | None = None
+    login_count: int = 0
     subnet_id: str | None = None
     security_group_id: str | None = None
     fsx_id: str | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("worker_instance_type", "controller_instance_type"):
-            if not getattr(self, name).startswith("ml."):
-                raise HpctlError(
-                    f"{name} must be a SageMaker type like ml.trn1.32xlarge, got {getattr(self, name)!r}"
-                )
-        if self.worker_count < 1:
-            raise HpctlError(f"worker_count must be at least 1, got {self.worker_count}")
+    zone_from_option: bool = False  # --az given: a subnet elsewhere is then a conflict
 
     @property
     def instance_demand(self) -> Counter[str]:
-        """Instances per type, controller included (quotas count every node)."""
-        return Counter({self.worker_instance_type: self.worker_count}) + Counter(
-            {self.controller_instance_type: 1}
-        )
+        """Instances per type, controller and login nodes included (quotas count every node)."""
+        demand = Counter({self.worker_instance_type: self.worker_count})
+        demand[self.controller_instance_type] += 1
+        if self.login_instance_type:
+            demand[self.login_instance_type] += self.login_count
+        return demand
 
 
-# cdk.json context key -> Plan field. Keep in step with infra/ (see report).
-CONTEXT_KEYS: Mapping[str, str] = {
-    "worker_instance_type": "worker_instance_type",
-    "worker_count": "worker_count",
-    "controller_instance_type": "controller_instance_type",
-    "availability_zone": "availability_zone",
-    "subnet_id": "subnet_id",
-    "security_group_id": "security_group_id",
-    "fsx_id": "fsx_id",
-}
+def plan_from_context(
+    context: Mapping[str, Any],
+    overrides: Mapping[str, Any],
+    *,
+    subnet_id: str | None = None,
+    security_group_id: str | None = None,
+    fsx_id: str | None = None,
+) -> Plan:
+    """The plan `cdk deploy` would build: cdk.json's context with the command line's overrides
+    (same keys), checked by infra's own ClusterConfig so both agree on every value."""
+    from infra.config import ClusterConfig, ConfigError
 
-
-def plan_from_context(context: Mapping[str, Any], **overrides: Any) -> Plan:
-    """A Plan from cdk.json's context, then command-line overrides (None means unset)."""
-    values: dict[str, Any] = {}
-    for key, name in CONTEXT_KEYS.items():
-        if context.get(key) not in (None, ""):
-            values[name] = context[key]
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    if "worker_count" in values:
-        try:
-            values["worker_count"] = int(values["worker_count"])
-        except (TypeError, ValueError):
-            raise HpctlError(f"worker_count must be a whole number, got {values['worker_count']!r}") from None
-    return Plan(**values)
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        config = ClusterConfig.from_mapping({**context, **given})
+    except ConfigError as exc:
+        raise HpctlError(str(exc)) from None
+    return Plan(
+        region=config.region,
+        availability_zone=config.availability_zone,
+        worker_instance_type=config.worker_instance_type,
+        worker_count=config.worker_count,
+        controller_instance_type=config.controller_instance_type,
+        login_instance_type=config.login_instance_type,
+        login_count=config.login_count,
+        subnet_id=subnet_id,
+        security_group_id=security_group_id,
+        fsx_id=fsx_id,
+        zone_from_option="availability_zone" in given,
+    )
 
 
 def read_context(path: Path) -> dict[str, Any]:
@@ -115,15 +117,19 @@ class Validator:
     findings: list[Finding] = field(default_factory=list)
 
     def run(self) -> list[Finding]:
+        if self.aws.region != self.plan.region:
+            raise HpctlError(
+                f"the plan deploys to {self.plan.region} but AWS calls would go to {self.aws.region}: "
+                f"pass --region {self.plan.region}"
+            )
         zone = self._zone()
-        if zone:
-            self.check_offering(self.plan.worker_instance_type, zone)
+        self.check_offering(self.plan.worker_instance_type, zone)
         self.check_quotas()
         if self.plan.subnet_id:
             self.check_subnet_private(self.plan.subnet_id)
         if self.plan.security_group_id:
             self.check_security_group(self.plan.security_group_id)
-        if self.plan.fsx_id and zone:
+        if self.plan.fsx_id:
             self.check_fsx_zone(self.plan.fsx_id, zone)
         return self.findings
 
@@ -137,25 +143,19 @@ class Validator:
         with aws_errors():
             return self._ec2().describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]
 
-    def _zone(self) -> str | None:
-        """The cluster's AZ: the subnet's when one is given (it must agree with the context)."""
-        zone = self.plan.availability_zone
-        if self.plan.subnet_id:
-            subnet_zone = self._subnet(self.plan.subnet_id)["AvailabilityZone"]
-            if zone and zone != subnet_zone:
-                self._add(
-                    "availability zone",
-                    Status.FAIL,
-                    f"availability_zone is {zone} but subnet {self.plan.subnet_id} is in {subnet_zone}: make them agree",
-                )
-            zone = subnet_zone
-        if not zone:
+    def _zone(self) -> str:
+        """The cluster's AZ: an existing subnet's, else the plan's."""
+        if not self.plan.subnet_id:
+            return self.plan.availability_zone
+        subnet_zone = str(self._subnet(self.plan.subnet_id)["AvailabilityZone"])
+        if self.plan.zone_from_option and subnet_zone != self.plan.availability_zone:
             self._add(
                 "availability zone",
-                Status.WARN,
-                "no availability_zone in the context and no --subnet-id: trn1 availability was not checked",
+                Status.FAIL,
+                f"--az is {self.plan.availability_zone} but subnet {self.plan.subnet_id} is in {subnet_zone}: "
+                "make them agree",
             )
-        return zone
+        return subnet_zone
 
     def check_offering(self, instance_type: str, zone: str) -> None:
         ec2_type = instance_type.removeprefix("ml.")

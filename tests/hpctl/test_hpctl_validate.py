@@ -7,11 +7,15 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+import boto3
 import pytest
 from botocore.stub import Stubber
 from conftest import Cli, World
+from typer.testing import CliRunner
 
 from hpctl.aws import Aws
+from hpctl.main import app
+from hpctl.runtime import Runtime
 
 QuotaStub = Callable[[Mapping[str, float]], Cli]
 
@@ -96,7 +100,7 @@ def test_a_missing_quota_is_a_failure_that_names_it(with_quotas: QuotaStub) -> N
         "validate", "--no-context", "--az", "us-west-2b"
     )
     assert result.exit_code == 1
-    assert "no 'ml.trn1.32xlarge for cluster usage' quota in us-west-2: request 1" in _line(
+    assert "no 'ml.trn1.32xlarge for cluster usage' quota in us-west-2: request 2" in _line(
         result.output, "quota ml.trn1"
     )
 
@@ -148,4 +152,26 @@ def test_a_bad_context_value_is_named(tmp_path: Path, with_quotas: QuotaStub) ->
     cdk_json.write_text(json.dumps({"context": {"worker_count": "many"}}))
     result = with_quotas(ENOUGH)("validate", "--context-file", str(cdk_json))
     assert result.exit_code == 1
-    assert result.output.splitlines() == ["error: worker_count must be a whole number, got 'many'"]
+    assert result.output.splitlines() == [
+        "error: context key 'worker_count': must be a whole number, got 'many'"
+    ]
+
+
+def test_the_checks_run_in_the_region_cdk_json_deploys_to(world: World, tmp_path: Path) -> None:
+    cdk_json = tmp_path / "cdk.json"
+    cdk_json.write_text(json.dumps({"context": {"region": "us-east-1", "availability_zone": "us-east-1c"}}))
+    regions: list[str | None] = []
+
+    def connect(region: str | None, profile: str | None) -> Aws:
+        regions.append(region)
+        aws = Aws(boto3.Session(region_name=region))
+        stubber = Stubber(aws.client("service-quotas"))
+        stubber.add_response("list_service_quotas", {"Quotas": []}, {"ServiceCode": "sagemaker"})
+        stubber.activate()
+        return aws
+
+    result = CliRunner().invoke(
+        app, ["validate", "--context-file", str(cdk_json)], obj=Runtime(connect=connect)
+    )
+    assert regions == ["us-east-1"]
+    assert "✓ trn1.32xlarge in us-east-1c" in _line(result.output, "offered")
