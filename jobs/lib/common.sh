@@ -1,0 +1,168 @@
+# shellcheck shell=bash
+# Sourced by every job template (and by jobs/submit): paths on the shared file
+# system, the backend switch, Neuron/EFA variables, HyperPod auto-resume and
+# the torchrun arguments. Every parameter is an environment variable with a
+# default; set it in the environment of `jobs/submit` (sbatch passes it on).
+#
+# Nothing here needs a Slurm allocation, so `submit` can source it too; the
+# per-job values (MASTER_ADDR, node count) are filled in only inside a job.
+
+: "${JOBS_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+: "${PROJECT_DIR:=$(cd "${JOBS_DIR}/.." && pwd)}"
+
+# --- where things live: everything under one shared root (FSx for Lustre on HyperPod)
+: "${FSX_ROOT:=/fsx}"
+: "${RUN_NAME:=llama3-8b-lora}"
+: "${VENV_DIR:=${FSX_ROOT}/envs/neuron}"
+: "${MODEL_ID:=meta-llama/Meta-Llama-3-8B}"
+: "${MODEL_DIR:=${FSX_ROOT}/models/${MODEL_ID##*/}}"
+: "${DATASET_ID:=databricks/databricks-dolly-15k}"
+: "${DATASET_PATH:=${FSX_ROOT}/data/${DATASET_ID##*/}}"
+: "${RUN_DIR:=${FSX_ROOT}/runs/${RUN_NAME}}"
+: "${LOG_DIR:=${RUN_DIR}/logs}"
+: "${OUTPUT_DIR:=${RUN_DIR}/train}"
+: "${COMPILE_DIR:=${RUN_DIR}/compile}"
+: "${ADAPTER_DIR:=${RUN_DIR}/adapter}"
+: "${MERGED_DIR:=${RUN_DIR}/merged}"
+: "${NEURON_CACHE_DIR:=${FSX_ROOT}/neuron-cache}"
+
+# --- backend: neuron on trn1, cuda where GPUs are, cpu elsewhere (the local cluster)
+: "${BACKEND:=auto}"
+: "${NEURON_DEVICE:=/dev/neuron0}"
+: "${NEURON_CORES_PER_NODE:=32}"
+: "${CPU_PROCS_PER_NODE:=1}"
+# auto: the model comes from the Hub on neuron/cuda; the cpu backend makes the tiny Llama instead
+: "${MODEL_SOURCE:=auto}"
+
+# --- training: an empty value leaves the recipe's value
+: "${RECIPE:=${PROJECT_DIR}/training/recipes/llama3-8b-lora.yaml}"
+: "${TP_SIZE:=8}"
+: "${MAX_STEPS:=}"
+: "${NUM_TRAIN_EPOCHS:=}"
+: "${BATCH_SIZE:=}"
+: "${GRAD_ACCUM:=}"
+: "${LEARNING_RATE:=}"
+: "${MAX_SEQ_LENGTH:=}"
+: "${SAVE_STEPS:=}"
+: "${LOGGING_STEPS:=}"
+: "${LORA_R:=}"
+: "${LORA_ALPHA:=}"
+: "${LORA_DROPOUT:=}"
+: "${LORA_TARGET_MODULES:=}"
+: "${BF16:=}"
+: "${SEED:=}"
+: "${EVAL_FRACTION:=}"
+: "${TRAIN_EXTRA_ARGS:=}"
+# neuron_parallel_compile runs the training command for this many steps
+: "${COMPILE_MAX_STEPS:=10}"
+: "${MASTER_PORT:=$((29500 + ${SLURM_JOB_ID:-0} % 1000))}"
+
+# --- HyperPod: its Slurm has the auto-resume plugin; this directory exists on its nodes
+: "${HYPERPOD_MARKER:=/opt/sagemaker_cluster}"
+
+log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
+die() { printf '[%s] ERROR: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; exit 1; }
+
+# resolve_backend: the concrete backend for BACKEND=auto, from what this node has
+resolve_backend() {
+    case "$BACKEND" in
+        auto)
+            if [[ -e "$NEURON_DEVICE" ]]; then
+                echo neuron
+            elif command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+                echo cuda
+            else
+                echo cpu
+            fi
+            ;;
+        neuron | cuda | cpu) echo "$BACKEND" ;;
+        *) die "BACKEND must be auto, neuron, cuda or cpu, got '${BACKEND}'" ;;
+    esac
+}
+
+BACKEND=$(resolve_backend)
+
+case "$BACKEND" in
+    neuron) : "${PROCS_PER_NODE:=${NEURON_CORES_PER_NODE}}" ;;
+    cuda) : "${PROCS_PER_NODE:=$(nvidia-smi -L | wc -l)}" ;;
+    cpu) : "${PROCS_PER_NODE:=${CPU_PROCS_PER_NODE}}" ;;
+esac
+
+if [[ "$MODEL_SOURCE" == auto ]]; then
+    if [[ "$BACKEND" == cpu ]]; then MODEL_SOURCE=tiny; else MODEL_SOURCE=hub; fi
+fi
+
+# the venv's python, torchrun and neuron_parallel_compile come first
+if [[ -d "${VENV_DIR}/bin" ]]; then
+    export VIRTUAL_ENV=${VENV_DIR}
+    export PATH="${VENV_DIR}/bin:${PATH}"
+fi
+
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+export TOKENIZERS_PARALLELISM=false
+export PYTHONUNBUFFERED=1
+
+if [[ "$BACKEND" == neuron ]]; then
+    # EFA between trn1 nodes, with device RDMA; libfabric must survive the fork of data loaders
+    export FI_PROVIDER=efa
+    export FI_EFA_USE_DEVICE_RDMA=1
+    export FI_EFA_FORK_SAFE=1
+    # graphs compiled once (by neuron_parallel_compile) are reused by every node from FSx
+    export NEURON_COMPILE_CACHE_URL=${NEURON_CACHE_DIR}
+    export NEURON_CC_FLAGS="${NEURON_CC_FLAGS:---model-type=transformer --distribution-strategy=llm-training} --cache_dir=${NEURON_CACHE_DIR}"
+    export NEURON_FUSE_SOFTMAX=1
+    export NEURON_RT_ASYNC_EXEC_MAX_INFLIGHT_REQUESTS=3
+    export NEURON_RT_STOCHASTIC_ROUNDING_EN=1
+    # torchrun starts one process per NeuronCore and torch-neuronx gives each local rank its core
+    # (NEURON_RT_VISIBLE_CORES); NEURON_RT_NUM_CORES would fight that, so it must stay unset
+    unset NEURON_RT_NUM_CORES
+    # glibc's default of 8 arenas per core makes 32 ranks' host memory balloon
+    export MALLOC_ARENA_MAX=64
+fi
+
+# srun for every step: one failed task ends the step, and on HyperPod a faulty node
+# is replaced and the step started again (training resumes from its last checkpoint)
+SRUN_ARGS=(--kill-on-bad-exit=1)
+if [[ -d "$HYPERPOD_MARKER" ]]; then
+    SRUN_ARGS+=(--auto-resume=1)
+fi
+
+# torchrun arguments for this allocation; the node rank is added by lib/finetune.sh on each node
+if [[ -n "${SLURM_JOB_ID:-}" ]]; then
+    : "${NNODES:=${SLURM_JOB_NUM_NODES}}"
+    : "${MASTER_ADDR:=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)}"
+    export MASTER_ADDR MASTER_PORT NNODES
+    # shellcheck disable=SC2034 # used by the scripts that source this file
+    TORCHRUN_ARGS=(
+        --nnodes "$NNODES"
+        --nproc_per_node "$PROCS_PER_NODE"
+        --master_addr "$MASTER_ADDR"
+        --master_port "$MASTER_PORT"
+        --max_restarts 0
+    )
+fi
+
+# Export everything, so `srun bash lib/finetune.sh` on other nodes sees the same values.
+export JOBS_DIR PROJECT_DIR FSX_ROOT RUN_NAME VENV_DIR MODEL_ID MODEL_DIR DATASET_ID DATASET_PATH RUN_DIR \
+    LOG_DIR OUTPUT_DIR COMPILE_DIR ADAPTER_DIR MERGED_DIR NEURON_CACHE_DIR BACKEND NEURON_DEVICE \
+    NEURON_CORES_PER_NODE CPU_PROCS_PER_NODE PROCS_PER_NODE MODEL_SOURCE RECIPE TP_SIZE MAX_STEPS \
+    NUM_TRAIN_EPOCHS BATCH_SIZE GRAD_ACCUM LEARNING_RATE MAX_SEQ_LENGTH SAVE_STEPS LOGGING_STEPS LORA_R \
+    LORA_ALPHA LORA_DROPOUT LORA_TARGET_MODULES BF16 SEED EVAL_FRACTION TRAIN_EXTRA_ARGS COMPILE_MAX_STEPS \
+    HYPERPOD_MARKER
+
+# job_start NAME: the banner every job log starts with
+job_start() {
+    log "START $1: job ${SLURM_JOB_ID:-none} on ${SLURM_JOB_NODELIST:-$(hostname)} (${SLURM_JOB_NUM_NODES:-1} node(s))," \
+        "backend ${BACKEND}, run dir ${RUN_DIR}"
+    JOB_T0=$SECONDS
+}
+
+# job_end NAME: the closing line, with the wall time a step took
+job_end() {
+    log "END $1: job ${SLURM_JOB_ID:-none} succeeded in $((SECONDS - JOB_T0)) s"
+}
+
+# require_path WHAT PATH: fail the job with a message naming the variable to fix
+require_path() {
+    [[ -e "$2" ]] || die "$1 ${2} does not exist (set $1, or run the step that creates it)"
+}
