@@ -1,0 +1,72 @@
+"""Mount FSx for Lustre where every node expects it, and prove it is writable."""
+
+from __future__ import annotations
+
+import os
+
+from provision.context import Context
+from provision.host import StepError
+
+MOUNT_OPTIONS = "noatime,flock"
+FSTAB_OPTIONS = "defaults,noatime,flock,_netdev"
+
+
+def lustre_source(ctx: Context) -> str:
+    return f"{ctx.params.fsx_dns_name}@tcp:/{ctx.params.fsx_mountname}"
+
+
+def mounted_source(ctx: Context, mount_point: str) -> str | None:
+    """The device mounted at `mount_point` according to /proc/mounts, if any."""
+    for line in (ctx.host.read("/proc/mounts") or "").splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[1] == mount_point:
+            return f"{fields[0]} ({fields[2]})"
+    return None
+
+
+def ensure_fstab(ctx: Context) -> bool:
+    """One fstab line for the mount point (replacing any other), so a reboot remounts it."""
+    mp = ctx.params.fsx_mount_point
+    want = f"{lustre_source(ctx)} {mp} lustre {FSTAB_OPTIONS} 0 0"
+    lines = (ctx.host.read("/etc/fstab") or "").splitlines()
+    kept = [ln for ln in lines if not (len(ln.split()) >= 2 and ln.split()[1] == mp and not ln.startswith("#"))]
+    return ctx.host.write("/etc/fstab", "\n".join([*kept, want]) + "\n")
+
+
+def write_test(ctx: Context) -> str | None:
+    probe = ctx.host.path(f"{ctx.params.fsx_mount_point}/.provision-write-test.{os.uname().nodename}")
+    try:
+        probe.write_text("ok\n", encoding="utf-8")
+        probe.unlink()
+    except OSError as exc:
+        return f"write test on {ctx.params.fsx_mount_point} failed: {exc}"
+    return None
+
+
+def mount_fsx(ctx: Context) -> None:
+    run = ctx.host.runner.run
+    mp = ctx.params.fsx_mount_point
+    source = lustre_source(ctx)
+    ensure_fstab(ctx)
+    if run(["mountpoint", "-q", str(ctx.host.path(mp))], check=False).ok:
+        current = mounted_source(ctx, mp) or "unknown"
+        if not current.startswith(f"{source} (lustre)"):
+            raise StepError(f"{mp} is already a mount point of {current}, not {source}")
+        print(f"{source} already mounted on {mp}", flush=True)
+    else:
+        ctx.host.mkdir(mp, 0o755)
+        run(["modprobe", "lnet"])
+        run(["modprobe", "lustre"])
+        run(["lctl", "network", "up"])
+
+        def attempt() -> str | None:
+            res = run(["mount", "-t", "lustre", "-o", MOUNT_OPTIONS, source, str(ctx.host.path(mp))], check=False)
+            if not res.ok:
+                return f"mount exited {res.returncode}: {(res.stderr or res.stdout).strip()}"
+            return write_test(ctx)
+
+        ctx.host.retry(f"mounting {source} on {mp}", ctx.settings.mount_attempts, attempt)
+        return
+    reason = write_test(ctx)
+    if reason:
+        raise StepError(reason)

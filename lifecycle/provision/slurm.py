@@ -1,0 +1,100 @@
+"""Slurm on HyperPod: the platform writes slurm.conf on the controller; we start the daemons.
+
+Workers run slurmd in configless mode (--conf-server), fetching the config from
+slurmctld, so only the controller needs the file.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from provision.context import SLURM_ETC, Context
+from provision.host import StepError
+from provision.node import Role
+
+SLURMD_DROPIN = "/etc/systemd/system/slurmd.service.d/50-conf-server.conf"
+SLURMD_UNIT = "/etc/systemd/system/slurmd.service"
+
+
+def wait_slurm_conf(ctx: Context) -> None:
+    """HyperPod writes slurm.conf while the lifecycle scripts run; wait for it to name the controller."""
+    path = f"{SLURM_ETC}/slurm.conf"
+    deadline = time.monotonic() + ctx.settings.slurm_conf_timeout
+    while True:
+        text = ctx.host.read(path) or ""
+        if any(ip in text for ip in ctx.node.controller_ips) or ctx.node.name in text:
+            print(f"{path} names the controller", flush=True)
+            return
+        if time.monotonic() >= deadline:
+            raise StepError(
+                f"{path} did not name the controller ({', '.join(ctx.node.controller_ips)}) "
+                f"within {ctx.settings.slurm_conf_timeout:.0f}s"
+            )
+        ctx.host.sleep(min(5.0, ctx.settings.slurm_conf_timeout))
+
+
+def is_active(ctx: Context, unit: str) -> bool:
+    return ctx.host.runner.run(["systemctl", "is-active", "--quiet", unit], check=False).ok
+
+
+def mask(ctx: Context, unit: str) -> None:
+    """The AMI ships both daemons' units; the wrong one on a node must never start."""
+    state = ctx.host.runner.run(["systemctl", "is-enabled", unit], check=False).stdout.strip()
+    if state != "masked":
+        ctx.host.runner.run(["systemctl", "disable", "--now", unit], check=False)
+        ctx.host.runner.run(["systemctl", "mask", unit])
+
+
+def start(ctx: Context, unit: str, restart: bool, require_active: bool = True) -> None:
+    """Start (or restart after a config change) and enable; a no-op when already right."""
+    run = ctx.host.runner.run
+    if restart:
+        run(["systemctl", "daemon-reload"])
+        run(["systemctl", "enable", unit])
+        run(["systemctl", "restart", unit])
+    elif not is_active(ctx, unit):
+        run(["systemctl", "enable", "--now", unit])
+    else:
+        print(f"{unit} already active", flush=True)
+        return
+    if not require_active:
+        return
+
+    def attempt() -> str | None:
+        return None if is_active(ctx, unit) else f"{unit} is not active"
+
+    ctx.host.retry(f"starting {unit}", 6, attempt)
+
+
+def start_slurmctld(ctx: Context) -> None:
+    mask(ctx, "slurmd")
+    start(ctx, "slurmctld", restart="slurm_conf" in ctx.changed and is_active(ctx, "slurmctld"))
+
+    def attempt() -> str | None:
+        res = ctx.host.runner.run(["scontrol", "ping"], check=False)
+        return None if res.ok and "UP" in res.stdout else f"scontrol ping: {res.stdout.strip() or res.stderr.strip()}"
+
+    ctx.host.retry("slurmctld answering scontrol ping", 6, attempt)
+
+
+def slurmd_dropin(ctx: Context) -> str:
+    """A systemd drop-in giving slurmd --conf-server; fits the AMI's unit whichever way it is written."""
+    servers = ",".join(ctx.node.controller_ips)
+    options = f"--conf-server {servers}"
+    unit = ctx.host.read(SLURMD_UNIT) or ""
+    if "SLURMD_OPTIONS" in unit or not unit:
+        return f'[Service]\nEnvironment="SLURMD_OPTIONS={options}"\n'
+    execs: list[str] = re.findall(r"^ExecStart=(.+)$", unit, flags=re.MULTILINE)
+    if not execs:
+        raise StepError(f"{SLURMD_UNIT} has no ExecStart line to add {options} to")
+    command = re.sub(r"\s--conf-server\s+\S+", "", execs[-1].strip())
+    return f"[Service]\nExecStart=\nExecStart={command} {options}\n"
+
+
+def start_slurmd(ctx: Context) -> None:
+    mask(ctx, "slurmctld")
+    changed = ctx.host.write(SLURMD_DROPIN, slurmd_dropin(ctx))
+    # A login node's slurmd only fetches the config for the client commands and may
+    # exit after that (login nodes are not in the node list), so only workers must keep it up.
+    start(ctx, "slurmd", restart=changed, require_active=ctx.node.role is Role.WORKER)
