@@ -1,0 +1,187 @@
+"""The one typed configuration of the app, read from cdk.json's context (and `-c key=value`).
+
+Every value is checked here, at synth, with an error naming its context key: a bad
+instance type or FSx size would otherwise surface an hour into `cdk deploy`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from functools import cache
+from typing import Any
+
+from infra.instance_types import HYPERPOD_INSTANCE_TYPES, SOURCE_DATE, regions_offering
+
+# PERSISTENT_2 Lustre: 1.2 TiB, or any multiple of 2.4 TiB.
+FSX_SMALLEST_GIB = 1200
+FSX_STEP_GIB = 2400
+FSX_THROUGHPUTS_MBPS_PER_TIB = (125, 250, 500, 1000)
+EBS_MAX_GIB = 16384
+BUCKET_NAME_MAX = 63
+ACCOUNT_ID_LENGTH = 12
+
+
+class ConfigError(ValueError):
+    """A context value the stack cannot be built from; the message names the key."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"context key {key!r}: {message}")
+        self.key = key
+
+
+@cache
+def _api_instance_types() -> frozenset[str]:
+    """Every name CreateCluster accepts, from the API model botocore ships."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return frozenset(model.shape_for("ClusterInstanceType").enum)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterConfig:
+    """What to build. Field names are the cdk.json context keys."""
+
+    stack_name: str = "HyperPodTrnLora"
+    account: str | None = None  # None: the account of the deploying credentials
+    region: str = "us-west-2"
+    availability_zone: str = "us-west-2d"
+    cluster_name: str = "trn1-lora"
+    controller_instance_type: str = "ml.c5.xlarge"
+    worker_instance_type: str = "ml.trn1.32xlarge"
+    worker_count: int = 2
+    login_instance_type: str | None = None  # None: no login group
+    login_count: int = 1
+    controller_volume_gib: int = 100
+    worker_volume_gib: int = 500
+    fsx_storage_capacity_gib: int = 1200
+    fsx_throughput_per_unit: int = 250
+    vpc_cidr: str = "10.0.0.0/16"
+    bucket_prefix: str = "sagemaker-hyperpod-trn"
+
+    def __post_init__(self) -> None:
+        self._check_names()
+        self._check_placement()
+        for key in ("controller_instance_type", "worker_instance_type", "login_instance_type"):
+            self._check_instance_type(key)
+        for key in ("worker_count", "login_count"):
+            _at_least(key, getattr(self, key), 1)
+        for key in ("controller_volume_gib", "worker_volume_gib"):
+            value = getattr(self, key)
+            if not 1 <= value <= EBS_MAX_GIB:
+                raise ConfigError(key, f"must be 1..{EBS_MAX_GIB} GiB, got {value}")
+        self._check_fsx()
+
+    def _check_names(self) -> None:
+        # HyperPod cluster names: 1-63 alphanumerics and hyphens, starting with a letter or digit.
+        if not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", self.cluster_name):
+            raise ConfigError(
+                "cluster_name", f"must be 1-63 letters, digits and hyphens, got {self.cluster_name!r}"
+            )
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,127}", self.stack_name):
+            raise ConfigError("stack_name", f"is not a CloudFormation stack name: {self.stack_name!r}")
+        if self.account is not None and not re.fullmatch(r"\d{12}", self.account):
+            raise ConfigError("account", f"must be a 12-digit account id, got {self.account!r}")
+        # HyperPod's managed instance policy only reaches buckets named sagemaker-*.
+        if not re.fullmatch(r"sagemaker-[a-z0-9-]*[a-z0-9]", self.bucket_prefix):
+            raise ConfigError(
+                "bucket_prefix",
+                f"must start with 'sagemaker-' and hold only lowercase letters, digits and hyphens, "
+                f"got {self.bucket_prefix!r}",
+            )
+        longest = len(self.bucket_prefix) + len(f"-{'0' * ACCOUNT_ID_LENGTH}-{self.region}")
+        if longest > BUCKET_NAME_MAX:
+            raise ConfigError(
+                "bucket_prefix",
+                f"is too long: the bucket name adds account and region and must stay within "
+                f"{BUCKET_NAME_MAX} characters ({longest})",
+            )
+
+    def _check_placement(self) -> None:
+        if self.region not in HYPERPOD_INSTANCE_TYPES:
+            raise ConfigError(
+                "region",
+                f"HyperPod is not offered in {self.region!r} (known regions as of {SOURCE_DATE}: "
+                f"{', '.join(sorted(HYPERPOD_INSTANCE_TYPES))})",
+            )
+        if not re.fullmatch(re.escape(self.region) + r"[a-z]", self.availability_zone):
+            raise ConfigError(
+                "availability_zone",
+                f"must be a zone of region {self.region}, like {self.region}a, got {self.availability_zone!r}",
+            )
+        if not re.fullmatch(r"10\.\d{1,3}\.0\.0/16", self.vpc_cidr):
+            raise ConfigError("vpc_cidr", f"must be a 10.x.0.0/16 block, got {self.vpc_cidr!r}")
+
+    def _check_instance_type(self, key: str) -> None:
+        value = getattr(self, key)
+        if value is None:
+            return
+        if value not in _api_instance_types():
+            raise ConfigError(key, f"{value!r} is not a HyperPod instance type (e.g. ml.trn1.32xlarge)")
+        if value not in HYPERPOD_INSTANCE_TYPES[self.region]:
+            where = ", ".join(regions_offering(value)) or "no region in infra/instance_types.py"
+            raise ConfigError(
+                key,
+                f"{value} is not offered by HyperPod in {self.region} (as of {SOURCE_DATE}; offered in: {where})",
+            )
+
+    def _check_fsx(self) -> None:
+        capacity = self.fsx_storage_capacity_gib
+        if capacity != FSX_SMALLEST_GIB and (capacity <= 0 or capacity % FSX_STEP_GIB):
+            raise ConfigError(
+                "fsx_storage_capacity_gib",
+                f"PERSISTENT_2 takes {FSX_SMALLEST_GIB} GiB or a multiple of {FSX_STEP_GIB} GiB, got {capacity}",
+            )
+        if self.fsx_throughput_per_unit not in FSX_THROUGHPUTS_MBPS_PER_TIB:
+            raise ConfigError(
+                "fsx_throughput_per_unit",
+                f"must be one of {', '.join(map(str, FSX_THROUGHPUTS_MBPS_PER_TIB))} MB/s/TiB, "
+                f"got {self.fsx_throughput_per_unit}",
+            )
+
+    @property
+    def worker_partition(self) -> str:
+        """The Slurm partition for the workers: the instance family, e.g. trn1."""
+        return self.worker_instance_type.split(".")[1]
+
+    @classmethod
+    def from_context(cls, get: Callable[[str], Any]) -> ClusterConfig:
+        """Read every field from `get` (e.g. node.try_get_context); absent keys keep defaults.
+
+        Values from cdk.json arrive typed, values from `-c key=value` as strings; both work.
+        """
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            raw = get(field.name)
+            if raw is None:
+                continue
+            value = _coerce(field.name, raw, int if field.type == "int" else str)
+            if value is None and "None" not in str(field.type):
+                raise ConfigError(field.name, "must not be empty")
+            values[field.name] = value
+        return cls(**values)
+
+    @classmethod
+    def from_mapping(cls, context: Mapping[str, Any]) -> ClusterConfig:
+        return cls.from_context(context.get)
+
+
+def _coerce(key: str, raw: Any, kind: type) -> Any:
+    if kind is int:
+        if isinstance(raw, bool):
+            raise ConfigError(key, f"must be a whole number, got {raw!r}")
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(key, f"must be a whole number, got {raw!r}") from None
+    if not isinstance(raw, str):
+        raise ConfigError(key, f"must be a string, got {raw!r}")
+    # `-c login_instance_type=` (empty) switches an optional value off.
+    return raw.strip() or None
+
+
+def _at_least(key: str, value: int, minimum: int) -> None:
+    if value < minimum:
+        raise ConfigError(key, f"must be at least {minimum}, got {value}")
