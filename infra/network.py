@@ -1,0 +1,73 @@
+"""The cluster's network: one private subnet in the chosen zone (every node and FSx
+share it, so EFA and Lustre traffic never crosses zones), a public subnet for the NAT
+gateway, an S3 gateway endpoint, flow logs, and the cluster security group.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+PRIVATE_SUBNET_MASK = 18  # trn1.32xlarge nodes take an address per EFA interface
+PUBLIC_SUBNET_MASK = 24
+
+
+class Network(Construct):
+    """VPC and security group; `private_subnet` is where the cluster and FSx live."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, availability_zone: str, cidr: str) -> None:
+        super().__init__(scope, construct_id)
+        self.vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            ip_addresses=ec2.IpAddresses.cidr(cidr),
+            availability_zones=[availability_zone],
+            nat_gateways=1,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(
+                    name="Public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=PUBLIC_SUBNET_MASK
+                ),
+                ec2.SubnetConfiguration(
+                    name="Private",
+                    subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS,
+                    cidr_mask=PRIVATE_SUBNET_MASK,
+                ),
+            ],
+            gateway_endpoints={
+                "S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3)
+            },
+            flow_logs={
+                "All": ec2.FlowLogOptions(
+                    destination=ec2.FlowLogDestination.to_cloud_watch_logs(
+                        logs.LogGroup(self, "FlowLogs", retention=logs.RetentionDays.ONE_MONTH)
+                    ),
+                    traffic_type=ec2.FlowLogTrafficType.ALL,
+                )
+            },
+            # Nothing uses the default group; strip its rules so nothing can.
+            restrict_default_security_group=True,
+        )
+        (self.private_subnet,) = self.vpc.private_subnets
+
+        # EFA needs all traffic to and from the group itself. With all outbound allowed
+        # (packages, Hugging Face Hub, AWS APIs through the NAT) CDK drops further egress
+        # rules, so the self-referencing one is emitted explicitly.
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "ClusterSecurityGroup",
+            vpc=self.vpc,
+            description="HyperPod nodes and FSx for Lustre: all traffic within the group (EFA)",
+            allow_all_outbound=True,
+        )
+        self.security_group.add_ingress_rule(
+            self.security_group, ec2.Port.all_traffic(), "EFA and Slurm between nodes, Lustre to FSx"
+        )
+        ec2.CfnSecurityGroupEgress(
+            self,
+            "SelfEgress",
+            group_id=self.security_group.security_group_id,
+            ip_protocol="-1",
+            destination_security_group_id=self.security_group.security_group_id,
+            description="EFA requires self-referencing egress",
+        )

@@ -1,0 +1,96 @@
+"""Where data lives: the `sagemaker-...` bucket (lifecycle scripts, datasets,
+checkpoints) and FSx for Lustre, linked to the bucket so what jobs write under
+/fsx/s3 is exported to S3 and outlives the file system.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_fsx as fsx
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+LIFECYCLE_PREFIX = "lifecycle/"
+# The data repository association: FSx path <-> bucket prefix (datasets, checkpoints).
+FSX_LINKED_PATH = "/s3"
+DATA_PREFIX = "data/"
+_ALL_EVENTS = ["NEW", "CHANGED", "DELETED"]
+
+
+class Storage(Construct):
+    """The data bucket (`bucket`), its access-log bucket, and FSx for Lustre (`file_system`)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        bucket_prefix: str,
+        vpc: ec2.IVpc,
+        subnet: ec2.ISubnet,
+        security_group: ec2.ISecurityGroup,
+        fsx_storage_capacity_gib: int,
+        fsx_throughput_per_unit: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.access_logs = _private_bucket(self, "AccessLogs")
+        self.bucket = _private_bucket(
+            self,
+            "Bucket",
+            bucket_name=f"{bucket_prefix}-{stack.account}-{stack.region}",
+            versioned=True,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="data-bucket/",
+        )
+
+        self.file_system = fsx.LustreFileSystem(
+            self,
+            "Lustre",
+            vpc=vpc,
+            vpc_subnet=subnet,
+            security_group=security_group,
+            storage_capacity_gib=fsx_storage_capacity_gib,
+            file_system_type_version=fsx.FileSystemTypeVersion.V_2_15,
+            lustre_configuration=fsx.LustreConfiguration(
+                deployment_type=fsx.LustreDeploymentType.PERSISTENT_2,
+                per_unit_storage_throughput=fsx_throughput_per_unit,
+                data_compression_type=fsx.LustreDataCompressionType.LZ4,
+            ),
+            # What must survive is exported to the bucket through the association below.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.data_repository = fsx.CfnDataRepositoryAssociation(
+            self,
+            "BucketLink",
+            file_system_id=self.file_system.file_system_id,
+            file_system_path=FSX_LINKED_PATH,
+            data_repository_path=self.bucket.s3_url_for_object(DATA_PREFIX),
+            batch_import_meta_data_on_create=True,
+            s3=fsx.CfnDataRepositoryAssociation.S3Property(
+                auto_import_policy=fsx.CfnDataRepositoryAssociation.AutoImportPolicyProperty(
+                    events=_ALL_EVENTS
+                ),
+                auto_export_policy=fsx.CfnDataRepositoryAssociation.AutoExportPolicyProperty(
+                    events=_ALL_EVENTS
+                ),
+            ),
+        )
+
+
+def _private_bucket(scope: Construct, construct_id: str, **props: Any) -> s3.Bucket:
+    """A bucket nobody outside the account reaches, over TLS only, encrypted; kept on
+    stack deletion because datasets and exported checkpoints outlive the cluster."""
+    return s3.Bucket(
+        scope,
+        construct_id,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        enforce_ssl=True,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        removal_policy=RemovalPolicy.RETAIN,
+        **props,
+    )
