@@ -1,0 +1,118 @@
+"""The one stack: builds each construct from the config, wires them together
+(placement, grants, FSx and secret into the lifecycle parameters) and owns the
+outputs hpctl reads (keys fixed in docs/contracts.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import CfnOutput, Environment, Fn, Stack
+from constructs import Construct
+
+from infra.cluster import HyperPodCluster
+from infra.config import ClusterConfig
+from infra.execution_role import ExecutionRole
+from infra.hf_token import HfTokenSecret
+from infra.nag import S3_GRANT_ACTIONS, acknowledge, wildcard_actions, wildcard_resource
+from infra.network import Network
+from infra.provisioning import CONTROLLER_GROUP, DEFAULT_USER, instance_groups, provisioning_parameters
+from infra.ssm_session import RunAsSessionDocument
+from infra.storage import DATA_PREFIX, LIFECYCLE_PREFIX, Storage
+
+
+class HyperPodStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: ClusterConfig,
+        lifecycle_dir: Path,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            env=Environment(account=config.account, region=config.region),
+            description=f"SageMaker HyperPod (Slurm) cluster {config.cluster_name} of {config.worker_instance_type}",
+            **kwargs,
+        )
+        self._zone = config.availability_zone
+
+        network = Network(self, "Network", availability_zone=config.availability_zone, cidr=config.vpc_cidr)
+        storage = Storage(
+            self,
+            "Storage",
+            bucket_prefix=config.bucket_prefix,
+            vpc=network.vpc,
+            subnet=network.private_subnet,
+            security_group=network.security_group,
+            fsx_storage_capacity_gib=config.fsx_storage_capacity_gib,
+            fsx_throughput_per_unit=config.fsx_throughput_per_unit,
+        )
+        hf_token = HfTokenSecret(self, "HfToken", cluster_name=config.cluster_name)
+        session = RunAsSessionDocument(self, "RunAs", user=DEFAULT_USER)
+
+        role = ExecutionRole(self, "ExecutionRole").role
+        storage.bucket.grant_read(role, f"{LIFECYCLE_PREFIX}*")
+        storage.bucket.grant_read_write(role, f"{DATA_PREFIX}*")
+        hf_token.secret.grant_read(role)
+        acknowledge(
+            role,
+            "Bucket grants are scoped to the lifecycle/ and data/ prefixes; the wildcards are object keys "
+            "and CDK's grant action groups",
+            *wildcard_actions(*S3_GRANT_ACTIONS),
+            wildcard_resource(role, storage.bucket.arn_for_objects(f"{LIFECYCLE_PREFIX}*")),
+            wildcard_resource(role, storage.bucket.arn_for_objects(f"{DATA_PREFIX}*")),
+        )
+
+        fs = storage.file_system
+        hyperpod = HyperPodCluster(
+            self,
+            "HyperPod",
+            cluster_name=config.cluster_name,
+            groups=instance_groups(config),
+            role=role,
+            bucket=storage.bucket,
+            lifecycle_prefix=LIFECYCLE_PREFIX,
+            lifecycle_dir=lifecycle_dir,
+            provisioning_parameters=provisioning_parameters(
+                config,
+                fsx_dns_name=fs.dns_name,
+                fsx_mount_name=fs.mount_name,
+                hf_token_secret_arn=hf_token.secret.secret_arn,
+            ),
+            subnet=network.private_subnet,
+            security_group=network.security_group,
+        )
+        # Nodes mount FSx from on_create.sh; HyperPod does not wait for it otherwise.
+        hyperpod.cluster.node.add_dependency(fs)
+
+        cluster_arn = hyperpod.cluster.attr_cluster_arn
+        cluster_id = Fn.select(1, Fn.split("/", cluster_arn))
+        self._outputs(
+            ClusterName=(config.cluster_name, "HyperPod cluster name"),
+            ClusterArn=(cluster_arn, "HyperPod cluster ARN"),
+            ControllerGroupName=(CONTROLLER_GROUP, "Slurm controller instance group"),
+            BucketName=(storage.bucket.bucket_name, "Lifecycle scripts, datasets and exported checkpoints"),
+            FsxFileSystemId=(fs.file_system_id, "FSx for Lustre file system"),
+            FsxDnsName=(fs.dns_name, "FSx for Lustre DNS name"),
+            FsxMountName=(fs.mount_name, "FSx for Lustre mount name"),
+            SsmTargetPrefix=(
+                Fn.join("", ["sagemaker-cluster:", cluster_id, f"_{CONTROLLER_GROUP}-"]),
+                "aws ssm start-session --target <this><instance-id>",
+            ),
+            SsmRunAsDocumentName=(session.document_name, f"SSM session document: shell as {DEFAULT_USER}"),
+            HfTokenSecretArn=(hf_token.secret.secret_arn, "Put the Hugging Face token here"),
+        )
+
+    def _outputs(self, **outputs: tuple[str, str]) -> None:
+        for key, (value, description) in outputs.items():
+            CfnOutput(self, key, value=value, description=description)
+
+    @property
+    def availability_zones(self) -> list[str]:
+        """The configured zone, so synth never looks zones up (it would need an account)."""
+        return [self._zone]
