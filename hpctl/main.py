@@ -210,15 +210,19 @@ def upload_command(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="Dataset file or directory.")],
     name: Annotated[
-        str | None, typer.Option(help="Name under datasets/ (default: the file or directory name).")
+        str | None, typer.Option(help="Name under /fsx/s3/datasets/ (default: the file or directory name).")
     ] = None,
     stack: Stack = hp.DEFAULT_STACK,
     bucket: Annotated[
         str | None, typer.Option(help="Bucket (default: the stack's BucketName output).")
     ] = None,
 ) -> None:
-    """Upload a dataset to s3://<bucket>/datasets/<name>; FSx imports it, so jobs read
-    /fsx/datasets/<name> (the data repository association maps datasets/ to /fsx/datasets)."""
+    """Upload a dataset where every node sees it, at /fsx/s3/datasets/<name>.
+
+    It goes to s3://<bucket>/data/datasets/<name>; the stack's FSx data repository
+    association links s3://<bucket>/data/ to /fsx/s3 and imports new objects. Point
+    jobs at it with DATASET_PATH=/fsx/s3/datasets/<name>.
+    """
     aws = _runtime(ctx).aws()
     if bucket is None:
         bucket = hp.stack_outputs(aws, stack).bucket_name

@@ -1,5 +1,6 @@
 """Datasets to the stack's bucket, where FSx for Lustre's data repository association
-imports them: s3://<bucket>/datasets/<name> appears on every node as /fsx/datasets/<name>.
+imports them: s3://<bucket>/data/ is linked to /fsx/s3, so s3://<bucket>/data/datasets/<name>
+appears on every node as /fsx/s3/datasets/<name>.
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ from pathlib import Path, PurePosixPath
 
 from hpctl.aws import Aws, HpctlError, aws_errors
 
-# The data repository association maps this bucket prefix to this FSx directory.
-DATASETS_PREFIX = "datasets/"
-DATASETS_FSX_PATH = PurePosixPath("/fsx/datasets")
+# The stack's data repository association links this bucket prefix to this FSx directory
+# (infra/storage.py; the test suite checks both against the synthesized template).
+LINKED_PREFIX = "data/"
+LINKED_FSX_PATH = PurePosixPath("/fsx/s3")
+# Where under the link datasets go.
+DATASETS_PREFIX = LINKED_PREFIX + "datasets/"
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,7 @@ class Upload:
 
 @dataclass(frozen=True)
 class UploadPlan:
-    key: str  # datasets/<name>: the object, or the prefix of a directory's objects
+    key: str  # data/datasets/<name>: the object, or the prefix of a directory's objects
     files: tuple[Upload, ...]
 
     @property
@@ -33,16 +37,16 @@ class UploadPlan:
 
     @property
     def fsx_path(self) -> PurePosixPath:
-        return DATASETS_FSX_PATH / self.key.removeprefix(DATASETS_PREFIX)
+        return LINKED_FSX_PATH / self.key.removeprefix(LINKED_PREFIX)
 
 
 def plan_upload(source: Path, name: str | None = None) -> UploadPlan:
-    """One Upload per file; a directory keeps its layout under datasets/<name>/."""
+    """One Upload per file; a directory keeps its layout under data/datasets/<name>/."""
     if not source.exists():
         raise HpctlError(f"{source} does not exist")
     top = name or source.name
     if not top or "/" in top.strip("/"):
-        raise HpctlError(f"--name {top!r} must be one path segment (it becomes /fsx/datasets/<name>)")
+        raise HpctlError(f"--name {top!r} must be one path segment (it becomes /fsx/s3/datasets/<name>)")
     key = DATASETS_PREFIX + top
     if source.is_file():
         return UploadPlan(key, (Upload(source, key, source.stat().st_size),))

@@ -8,6 +8,7 @@ CloudFormation stack carrying the template's outputs (resolved to those values).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -83,6 +84,7 @@ class World:
     cluster_arn: str
     stack_name: str
     outputs: dict[str, str]
+    resolver: Resolver  # the template with every token bound to the values above
 
 
 def _network(ec2: Any) -> dict[str, str]:
@@ -116,8 +118,14 @@ def _network(ec2: Any) -> dict[str, str]:
     return {"vpc": vpc, "private": private, "public": public, "other": other, "sg": sg, "open_sg": open_sg}
 
 
+def _bucket_name(resolver: Resolver, lid: str) -> str:
+    """The name the template gives the bucket (HyperPod only reads sagemaker-* buckets)."""
+    name = resolver.template["Resources"][lid].get("Properties", {}).get("BucketName")
+    return str(resolver.resolve(name)) if name else f"sagemaker-{lid.lower()[:40]}"
+
+
 def _physical(
-    resolver: Resolver, net: dict[str, str], role: dict[str, str], bucket: str, fsx: dict[str, str]
+    resolver: Resolver, net: dict[str, str], role: dict[str, str], fsx: dict[str, str]
 ) -> dict[str, Physical]:
     """Every resource the cluster properties and outputs may name, by CloudFormation type."""
     by_type: dict[str, Physical] = {
@@ -125,9 +133,6 @@ def _physical(
         "AWS::EC2::Subnet": Physical(net["private"], {"SubnetId": net["private"], "AvailabilityZone": ZONE}),
         "AWS::EC2::SecurityGroup": Physical(net["sg"], {"GroupId": net["sg"]}),
         "AWS::IAM::Role": Physical(role["RoleName"], {"Arn": role["Arn"], "RoleId": role["RoleId"]}),
-        "AWS::S3::Bucket": Physical(
-            bucket, {"Arn": f"arn:aws:s3:::{bucket}", "DomainName": f"{bucket}.s3.amazonaws.com"}
-        ),
         "AWS::FSx::FileSystem": Physical(
             fsx["FileSystemId"], {"DNSName": fsx["DNSName"], "LustreMountName": fsx["MountName"]}
         ),
@@ -139,6 +144,11 @@ def _physical(
     for resource_type, value in by_type.items():
         for lid in resolver.resource_ids(resource_type):
             physical[lid] = value
+    for lid in resolver.resource_ids("AWS::S3::Bucket"):
+        name = _bucket_name(resolver, lid)
+        physical[lid] = Physical(
+            name, {"Arn": f"arn:aws:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com"}
+        )
     for lid in resolver.resource_ids("AWS::SSM::Document"):
         name = resolver.template["Resources"][lid]["Properties"].get("Name", lid)
         physical[lid] = Physical(name)
@@ -155,10 +165,6 @@ def world(template: dict[str, Any], stack_name: str, isolated_aws: None) -> Iter
         role = session.client("iam").create_role(
             RoleName="hyperpod-exec", AssumeRolePolicyDocument='{"Version": "2012-10-17", "Statement": []}'
         )["Role"]
-        bucket = "sagemaker-hyperpod-test-bucket"
-        session.client("s3").create_bucket(
-            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
-        )
         fsx = session.client("fsx").create_file_system(
             FileSystemType="LUSTRE",
             StorageCapacity=1200,
@@ -176,7 +182,11 @@ def world(template: dict[str, Any], stack_name: str, isolated_aws: None) -> Iter
             "AWS::StackName": stack_name,
         }
         resolver = Resolver(template, {}, pseudo)
-        resolver = Resolver(template, _physical(resolver, net, role, bucket, fsx), pseudo)
+        resolver = Resolver(template, _physical(resolver, net, role, fsx), pseudo)
+        bucket = str(resolver.resolve(template["Outputs"]["BucketName"]["Value"]))
+        session.client("s3").create_bucket(
+            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
+        )
         (cluster_lid,) = resolver.resource_ids("AWS::SageMaker::Cluster")
         properties = resolver.resolve(template["Resources"][cluster_lid]["Properties"])
         arn = session.client("sagemaker").create_cluster(**create_cluster_kwargs(properties))["ClusterArn"]
@@ -207,12 +217,11 @@ def world(template: dict[str, Any], stack_name: str, isolated_aws: None) -> Iter
             cluster_arn=arn,
             stack_name=stack_name,
             outputs=outputs,
+            resolver=resolver,
         )
 
 
 def _outputs_only_template(outputs: dict[str, str]) -> str:
-    import json
-
     return json.dumps(
         {
             "Resources": {

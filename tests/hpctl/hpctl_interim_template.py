@@ -20,7 +20,22 @@ def template() -> dict[str, Any]:
                 "Properties": {"VpcId": {"Ref": "VpcAbc123"}},
             },
             "ExecRoleAaa": {"Type": "AWS::IAM::Role", "Properties": {}},
-            "BucketBbb": {"Type": "AWS::S3::Bucket", "Properties": {}},
+            "BucketBbb": {
+                "Type": "AWS::S3::Bucket",
+                "Properties": {
+                    "BucketName": {
+                        "Fn::Join": [
+                            "",
+                            [
+                                "sagemaker-hyperpod-trn-",
+                                {"Ref": "AWS::AccountId"},
+                                "-",
+                                {"Ref": "AWS::Region"},
+                            ],
+                        ]
+                    }
+                },
+            },
             "FsxCcc": {"Type": "AWS::FSx::FileSystem", "Properties": {}},
             "RunAsUbuntuDdd": {
                 "Type": "AWS::SSM::Document",

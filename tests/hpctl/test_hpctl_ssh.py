@@ -14,8 +14,6 @@ from conftest import REGION, Cli, World
 from hpctl.aws import Aws
 from hpctl.runtime import Runtime
 
-RUN_AS = "SSM-SessionManagerRunShellAsUbuntu"
-
 
 def _node(moto_cluster: Any, group: str) -> str:
     return next(i for i, n in moto_cluster.nodes.items() if n.instance_group_name == group)
@@ -49,11 +47,12 @@ def test_ssh_execs_start_session_on_the_controller_as_the_default_user(
     cli, stubber = ssm
     controller = world.outputs["ControllerGroupName"]
     target = _target(world, controller, _node(moto_cluster, controller))
-    _expect_probe(stubber, target, RUN_AS)
+    run_as = world.outputs["SsmRunAsDocumentName"]
+    _expect_probe(stubber, target, run_as)
     result = cli("ssh")
     assert result.exit_code == 0, result.output
     assert cli.execs == [
-        ["aws", "ssm", "start-session", "--target", target, "--document-name", RUN_AS, "--region", REGION]
+        ["aws", "ssm", "start-session", "--target", target, "--document-name", run_as, "--region", REGION]
     ]
 
 

@@ -1,10 +1,14 @@
-"""`hpctl upload`: datasets land under s3://<BucketName>/datasets/, which FSx shows as /fsx/datasets."""
+"""`hpctl upload`: datasets land under s3://<BucketName>/data/datasets/, which FSx shows as /fsx/s3/datasets."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from conftest import Cli, World
+
+from hpctl import upload
+
+FSX_MOUNT_POINT = "/fsx"  # provisioning_parameters.json's fsx_mount_point (docs/contracts.md)
 
 
 def _keys(world: World, prefix: str) -> dict[str, int]:
@@ -21,12 +25,13 @@ def test_a_directory_keeps_its_layout_under_datasets(cli: Cli, world: World, tmp
     (data / "split" / "eval.jsonl").write_text('{"instruction": "bye"}\n')
     result = cli("upload", str(data))
     assert result.exit_code == 0, result.output
-    assert _keys(world, "datasets/dolly/") == {
-        "datasets/dolly/train.jsonl": 2200,
-        "datasets/dolly/split/eval.jsonl": 23,
+    assert _keys(world, "data/datasets/dolly/") == {
+        "data/datasets/dolly/train.jsonl": 2200,
+        "data/datasets/dolly/split/eval.jsonl": 23,
     }
     assert result.output.splitlines()[-1] == (
-        f"uploaded 2 file(s), 2,223 bytes, to s3://{world.bucket}/datasets/dolly -> /fsx/datasets/dolly on the cluster"
+        f"uploaded 2 file(s), 2,223 bytes, to s3://{world.bucket}/data/datasets/dolly "
+        "-> /fsx/s3/datasets/dolly on the cluster"
     )
 
 
@@ -35,12 +40,16 @@ def test_a_file_can_be_renamed_with_name(cli: Cli, world: World, tmp_path: Path)
     source.write_text("{}\n")
     result = cli("upload", str(source), "--name", "tiny.jsonl")
     assert result.exit_code == 0, result.output
-    assert _keys(world, "datasets/tiny.jsonl") == {"datasets/tiny.jsonl": 3}
-    assert result.output.splitlines()[-1].endswith("-> /fsx/datasets/tiny.jsonl on the cluster")
+    assert _keys(world, "data/datasets/tiny.jsonl") == {"data/datasets/tiny.jsonl": 3}
+    assert result.output.splitlines()[-1].endswith("-> /fsx/s3/datasets/tiny.jsonl on the cluster")
 
 
-def test_the_bucket_comes_from_the_stack_output(world: World) -> None:
-    assert world.outputs["BucketName"] == world.bucket
+def test_the_stacks_data_repository_association_links_the_prefix_hpctl_uploads_to(world: World) -> None:
+    (link,) = world.resolver.resource_ids("AWS::FSx::DataRepositoryAssociation")
+    properties = world.resolver.resolve(world.resolver.template["Resources"][link]["Properties"])
+    assert properties["DataRepositoryPath"] == f"s3://{world.outputs['BucketName']}/{upload.LINKED_PREFIX}"
+    assert properties["FileSystemId"] == world.outputs["FsxFileSystemId"]
+    assert PurePosixPath(FSX_MOUNT_POINT) / properties["FileSystemPath"].lstrip("/") == upload.LINKED_FSX_PATH
 
 
 def test_a_missing_path_is_named(cli: Cli, tmp_path: Path) -> None:
