@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from hpctl.aws import Aws
 from hpctl.main import app
 from hpctl.runtime import Runtime
+from infra.build import STACK_NAME_DEFAULT, build_app
 
 REGION = "us-west-2"
 ZONE = "us-west-2b"  # trn1.32xlarge is offered here (moto's offering data)
@@ -30,24 +31,15 @@ ACCOUNT = "123456789012"
 
 
 @pytest.fixture(scope="session")
-def template() -> dict[str, Any]:
-    try:
-        from infra.build import STACK_NAME_DEFAULT, build_app
-    except ImportError:  # interim, until infra.build lands
-        import hpctl_interim_template
-
-        return hpctl_interim_template.template()
-    assembly = build_app().synth()
-    return dict(assembly.get_stack_by_name(STACK_NAME_DEFAULT).template)
+def stack_name() -> str:
+    return STACK_NAME_DEFAULT
 
 
 @pytest.fixture(scope="session")
-def stack_name() -> str:
-    try:
-        from infra.build import STACK_NAME_DEFAULT
-    except ImportError:  # interim
-        return "HyperPodTrnLora"
-    return STACK_NAME_DEFAULT
+def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The stack exactly as `cdk synth` builds it from cdk.json (once per session: ~5-10 s)."""
+    assembly = build_app(outdir=str(tmp_path_factory.mktemp("cdk.out"))).synth()
+    return dict(assembly.get_stack_by_name(STACK_NAME_DEFAULT).template)
 
 
 @pytest.fixture(scope="module", autouse=True)

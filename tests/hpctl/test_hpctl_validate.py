@@ -175,3 +175,10 @@ def test_the_checks_run_in_the_region_cdk_json_deploys_to(world: World, tmp_path
     )
     assert regions == ["us-east-1"]
     assert "✓ trn1.32xlarge in us-east-1c" in _line(result.output, "offered")
+
+
+def test_the_projects_own_cdk_json_passes_with_enough_quota(with_quotas: QuotaStub) -> None:
+    cdk_json = Path(__file__).resolve().parents[2] / "cdk.json"
+    result = with_quotas(ENOUGH)("validate", "--context-file", str(cdk_json))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == "3 passed, 0 failed"
