@@ -5,6 +5,7 @@ run them. CreateCluster reads the scripts at once, so the cluster waits for the 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,9 @@ class HyperPodCluster(Construct):
             destination_key_prefix=lifecycle_prefix,
             sources=[
                 s3deploy.Source.asset(str(lifecycle_dir), exclude=LIFECYCLE_EXCLUDES),
-                s3deploy.Source.json_data(PROVISIONING_PARAMETERS, dict(provisioning_parameters)),
+                # json.dumps, not Source.json_data, which drops the contract's null values.
+                # String tokens stay quoted and are filled in at deploy time.
+                s3deploy.Source.data(PROVISIONING_PARAMETERS, json.dumps(provisioning_parameters, indent=2)),
             ],
         )
         _acknowledge_deployment_handler(self.lifecycle_upload, bucket)

@@ -1,0 +1,71 @@
+"""The stack, synthesized once per session exactly as `cdk synth` builds it
+(cdk.json's context, cdk-nag's AwsSolutions checks, the real lifecycle/ directory)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import assertions
+
+from infra.build import STACK_NAME_DEFAULT, build_app
+
+
+@pytest.fixture(scope="session")
+def assembly_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    build_app(outdir=str(outdir)).synth()
+    return outdir
+
+
+@pytest.fixture(scope="session")
+def template(assembly_dir: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((assembly_dir / f"{STACK_NAME_DEFAULT}.template.json").read_text())
+    return data
+
+
+@pytest.fixture(scope="session")
+def stack(template: dict[str, Any]) -> assertions.Template:
+    return assertions.Template.from_json(template)
+
+
+def resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {lid: r for lid, r in template["Resources"].items() if r["Type"] == resource_type}
+
+
+def only(template: dict[str, Any], resource_type: str) -> tuple[str, dict[str, Any]]:
+    """The logical id and body of the one resource of a type (found, never hard-coded)."""
+    (item,) = resources(template, resource_type).items()
+    return item
+
+
+@pytest.fixture(scope="session")
+def cluster(template: dict[str, Any]) -> dict[str, Any]:
+    return only(template, "AWS::SageMaker::Cluster")[1]
+
+
+@pytest.fixture(scope="session")
+def provisioning(template: dict[str, Any], assembly_dir: Path) -> dict[str, Any]:
+    """provisioning_parameters.json as uploaded, each deploy-time marker replaced by
+    the CloudFormation expression BucketDeployment substitutes for it."""
+    _, deployment = only(template, "Custom::CDKBucketDeployment")
+    keys = deployment["Properties"]["SourceObjectKeys"]
+    for index, key in enumerate(keys):
+        staged = assembly_dir / f"asset.{key.removesuffix('.zip')}" / "provisioning_parameters.json"
+        if staged.is_file():
+            text = staged.read_text()
+            for marker, expression in deployment["Properties"]["SourceMarkers"][index].items():
+                text = text.replace(marker, _name(expression))
+            data: dict[str, Any] = json.loads(text)
+            return data
+    raise AssertionError("provisioning_parameters.json is not among the uploaded sources")
+
+
+def _name(expression: dict[str, Any]) -> str:
+    """{"Ref": "X"} -> "{Ref:X}", {"Fn::GetAtt": ["X", "A"]} -> "{X.A}"."""
+    if "Ref" in expression:
+        return "{Ref:" + expression["Ref"] + "}"
+    lid, attr = expression["Fn::GetAtt"]
+    return "{" + f"{lid}.{attr}" + "}"

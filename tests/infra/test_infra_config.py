@@ -1,0 +1,69 @@
+"""The config: defaults build, `-c` strings are read, and every bad value names its key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infra.build import cdk_json_context
+from infra.config import ClusterConfig, ConfigError
+
+
+def test_cdk_json_context_builds_the_default_config() -> None:
+    config = ClusterConfig.from_mapping(cdk_json_context())
+
+    assert config == ClusterConfig()
+
+
+def test_command_line_strings_are_converted_to_the_field_types() -> None:
+    config = ClusterConfig.from_mapping({"worker_count": "4", "fsx_storage_capacity_gib": "4800"})
+
+    assert (config.worker_count, config.fsx_storage_capacity_gib) == (4, 4800)
+
+
+def test_an_empty_login_instance_type_means_no_login_group() -> None:
+    assert ClusterConfig.from_mapping({"login_instance_type": ""}).login_instance_type is None
+
+
+def test_the_worker_partition_is_the_instance_family() -> None:
+    assert ClusterConfig().worker_partition == "trn1"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("worker_instance_type", "ml.trn1.64xlarge", "not a HyperPod instance type"),
+        ("worker_instance_type", "ml.trn2.48xlarge", "not offered by HyperPod in us-west-2"),
+        ("controller_instance_type", "c5.xlarge", "not a HyperPod instance type"),
+        ("login_instance_type", "ml.nope", "not a HyperPod instance type"),
+        ("worker_count", 0, "at least 1"),
+        ("worker_count", "two", "whole number"),
+        ("login_count", -1, "at least 1"),
+        ("fsx_storage_capacity_gib", 2400 + 1200, "multiple of 2400"),
+        ("fsx_storage_capacity_gib", 0, "multiple of 2400"),
+        ("fsx_throughput_per_unit", 200, "125, 250, 500, 1000"),
+        ("worker_volume_gib", 0, "1..16384"),
+        ("controller_volume_gib", 20000, "1..16384"),
+        ("region", "mars-north-1", "not offered"),
+        ("availability_zone", "us-east-1a", "zone of region us-west-2"),
+        ("cluster_name", "has_underscore", "letters, digits and hyphens"),
+        ("cluster_name", "", "must not be empty"),
+        ("bucket_prefix", "my-bucket", "start with 'sagemaker-'"),
+        ("bucket_prefix", "sagemaker-" + "x" * 40, "too long"),
+        ("account", "12345", "12-digit"),
+        ("vpc_cidr", "192.168.0.0/24", "10.x.0.0/16"),
+        ("stack_name", "1stack", "stack name"),
+    ],
+)
+def test_a_bad_value_fails_naming_its_key(key: str, value: Any, says: str) -> None:
+    with pytest.raises(ConfigError, match=says) as error:
+        ClusterConfig.from_mapping({key: value})
+
+    assert error.value.key == key
+    assert f"'{key}'" in str(error.value)
+
+
+def test_trn1_is_valid_in_the_regions_that_offer_it() -> None:
+    for region in ("us-east-1", "us-east-2", "us-west-2"):
+        ClusterConfig(region=region, availability_zone=f"{region}a")
