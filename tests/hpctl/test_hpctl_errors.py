@@ -10,7 +10,7 @@ from pathlib import Path
 import botocore.exceptions as bce
 import pytest
 from botocore.stub import Stubber
-from conftest import REGION, Cli, World
+from hpctl_world import REGION, Cli, World
 from typer.testing import CliRunner
 
 from hpctl.aws import Aws, explain

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from botocore.stub import Stubber
-from conftest import REGION, Cli, World
+from hpctl_world import REGION, Cli, World
 
 from hpctl.aws import Aws
 from hpctl.runtime import Runtime

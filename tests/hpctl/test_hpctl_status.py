@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import Cli, World
+from hpctl_world import Cli, World
 
 from hpctl.runtime import Runtime
 

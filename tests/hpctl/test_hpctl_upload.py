@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
-from conftest import Cli, World
+from hpctl_world import Cli, World
 
 from hpctl import upload
 

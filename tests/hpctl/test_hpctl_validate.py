@@ -10,7 +10,7 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.stub import Stubber
-from conftest import Cli, World
+from hpctl_world import Cli, World
 from typer.testing import CliRunner
 
 from hpctl.aws import Aws
