@@ -12,7 +12,7 @@ import secrets
 from provision.apt import ensure_packages
 from provision.context import SLURM_ETC, Context
 from provision.host import StepError
-from provision.slurm import is_active, start
+from provision.slurm import start
 
 SLURMDBD_CONF = f"{SLURM_ETC}/slurmdbd.conf"
 ACCOUNTING_CONF = f"{SLURM_ETC}/accounting.conf"
@@ -84,15 +84,14 @@ def ensure_include(ctx: Context) -> bool:
 def slurm_accounting(ctx: Context) -> None:
     run = ctx.host.runner.run
     ensure_packages(ctx.host.runner, ["mariadb-server"])
-    if not is_active(ctx, "mariadb"):
-        run(["systemctl", "enable", "--now", "mariadb"])
+    start(ctx, "mariadb")
     password = existing_password(ctx) or secrets.token_hex(16)
     dbd_conf = slurmdbd_conf(password, ctx.settings.dbd_port)
     if ctx.host.read(SLURMDBD_CONF) != dbd_conf:
         run(["mysql", "--user=root"], stdin=database_sql(password))
     dbd_changed = ctx.host.write(SLURMDBD_CONF, dbd_conf, mode=0o600, owner="slurm")
     ctx.host.mkdir("/var/log/slurm", 0o755, owner="slurm")
-    start(ctx, "slurmdbd", restart=dbd_changed and is_active(ctx, "slurmdbd"))
+    start(ctx, "slurmdbd", changed=dbd_changed)
     conf_changed = ctx.host.write(
         ACCOUNTING_CONF, accounting_conf(ctx.node.controller_ips[0], ctx.settings.dbd_port)
     )

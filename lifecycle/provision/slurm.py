@@ -46,18 +46,20 @@ def mask(ctx: Context, unit: str) -> None:
         ctx.host.runner.run(["systemctl", "mask", unit])
 
 
-def start(ctx: Context, unit: str, restart: bool, require_active: bool = True) -> None:
-    """Start (or restart after a config change) and enable; a no-op when already right."""
+def start(ctx: Context, unit: str, changed: bool = False, require_active: bool = True) -> None:
+    """Start and enable `unit`, or restart it when its config `changed`; a no-op when already right."""
     run = ctx.host.runner.run
-    if restart:
-        run(["systemctl", "daemon-reload"])
-        run(["systemctl", "enable", unit])
-        run(["systemctl", "restart", unit])
-    elif not is_active(ctx, unit):
-        run(["systemctl", "enable", "--now", unit])
-    else:
+    active = is_active(ctx, unit)
+    if active and not changed:
         print(f"{unit} already active", flush=True)
         return
+    if changed:
+        run(["systemctl", "daemon-reload"])
+    if active:
+        run(["systemctl", "enable", unit])
+        run(["systemctl", "restart", unit])
+    else:
+        run(["systemctl", "enable", "--now", unit])
     if not require_active:
         return
 
@@ -69,7 +71,7 @@ def start(ctx: Context, unit: str, restart: bool, require_active: bool = True) -
 
 def start_slurmctld(ctx: Context) -> None:
     mask(ctx, "slurmd")
-    start(ctx, "slurmctld", restart="slurm_conf" in ctx.changed and is_active(ctx, "slurmctld"))
+    start(ctx, "slurmctld", changed="slurm_conf" in ctx.changed)
 
     def attempt() -> str | None:
         res = ctx.host.runner.run(["scontrol", "ping"], check=False)
@@ -97,4 +99,4 @@ def start_slurmd(ctx: Context) -> None:
     changed = ctx.host.write(SLURMD_DROPIN, slurmd_dropin(ctx))
     # A login node's slurmd only fetches the config for the client commands and may
     # exit after that (login nodes are not in the node list), so only workers must keep it up.
-    start(ctx, "slurmd", restart=changed, require_active=ctx.node.role is Role.WORKER)
+    start(ctx, "slurmd", changed=changed, require_active=ctx.node.role is Role.WORKER)
