@@ -50,6 +50,7 @@ log "start: resource config $SAGEMAKER_RESOURCE_CONFIG_PATH, parameters $PROVISI
 rc=0
 PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -u -m provision "${args[@]}" || rc=$?
 if ((rc != 0)); then
-    fail "provisioning exited $rc (the failed step is named above)"
+    log "FAILED: provisioning exited $rc (the failed step is named above); log: $LOG_FILE"
+    exit "$rc"
 fi
 log "done"

@@ -1,136 +1,14 @@
-"""A fake node root and a recording runner: the bootstrap runs for real against both.
-
-Files land in a temporary directory laid out like a HyperPod node; commands that need
-real hardware or system services (mount, modprobe, systemctl, usermod) are recorded
-and answered from rules. The rules describe a node in one of two states: fresh from
-the AMI, or already provisioned (what the first run's commands leave behind).
-"""
+"""Fixtures of the lifecycle tests; the helpers live in lifecycle_fakes.py."""
 
 from __future__ import annotations
 
-import shutil
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-LIFECYCLE = REPO / "lifecycle"
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-sys.path.insert(0, str(LIFECYCLE))
-
-from provision.config import load_params, load_resource_config  # noqa: E402
-from provision.context import Context, Settings  # noqa: E402
-from provision.host import Host  # noqa: E402
-from provision.node import resolve_node  # noqa: E402
-from provision.orchestrator import provision  # noqa: E402
-from provision.runner import RecordingRunner  # noqa: E402
-
-CONTROLLER_IP = "10.1.0.10"
-LOGIN_IP = "10.1.0.20"
-WORKER_IP = "10.1.1.31"
-PARAMS = FIXTURES / "provisioning_parameters.json"
-RESOURCES = FIXTURES / "resource_config.json"
-LUSTRE = "fs-0123456789abcdef0.fsx.us-west-2.amazonaws.com@tcp:/abcdefgh"
-OLD_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHyperPodProvidedKeyForTheDefaultUser operator@laptop"
-
-# Commands that only look: the second run of a provisioned node may issue these and nothing else.
-PROBES = {"mountpoint", "getent", "dpkg-query", "scontrol"}
-SYSTEMCTL_PROBES = {"is-active", "is-enabled"}
-
-
-def rule(prefix: list[str], *results: dict[str, Any]) -> dict[str, Any]:
-    return {"argv": prefix, "results": list(results) or [{}]}
-
-
-def fresh_rules() -> list[dict[str, Any]]:
-    """A node straight from the AMI: nothing mounted, daemons stopped, home in /home."""
-    return [
-        rule(["mountpoint"], {"rc": 1}),
-        rule(["getent", "passwd", "ubuntu"], {"stdout": "ubuntu:x:1000:1000:Ubuntu:/home/ubuntu:/bin/bash\n"}),
-        rule(["dpkg-query"], {"rc": 1, "stdout": ""}),
-        # each unit: inactive when first asked, active once started
-        *(
-            rule(["systemctl", "is-active", "--quiet", unit], {"rc": 3}, {"rc": 0})
-            for unit in ("slurmd", "slurmctld", "slurmdbd", "mariadb")
-        ),
-        rule(["systemctl", "is-enabled"], {"rc": 0, "stdout": "enabled\n"}),
-        rule(["scontrol", "ping"], {"stdout": "Slurmctld(primary) at ip-10-1-0-10 is UP\n"}),
-    ]
-
-
-def provisioned_rules() -> list[dict[str, Any]]:
-    """The same node after a first run: FSx mounted, home moved, daemons up, packages in."""
-    return [
-        rule(["mountpoint"], {"rc": 0}),
-        rule(["getent", "passwd", "ubuntu"], {"stdout": "ubuntu:x:1000:1000:Ubuntu:/fsx/ubuntu:/bin/bash\n"}),
-        rule(["dpkg-query"], {"stdout": "install ok installed"}),
-        rule(["systemctl", "is-active"], {"rc": 0}),
-        rule(["systemctl", "is-enabled"], {"rc": 1, "stdout": "masked\n"}),
-        rule(["scontrol", "ping"], {"stdout": "Slurmctld(primary) at ip-10-1-0-10 is UP\n"}),
-    ]
-
-
-def recorder(rules: list[dict[str, Any]]) -> RecordingRunner:
-    return RecordingRunner(rules, passthrough=["ssh-keygen"])
-
-
-def make_root(path: Path) -> Path:
-    """A node as HyperPod hands it to the lifecycle scripts."""
-    (path / "etc").mkdir(parents=True)
-    (path / "etc/fstab").write_text("LABEL=cloudimg-rootfs / ext4 defaults,discard 0 1\n")
-    (path / "proc").mkdir()
-    (path / "proc/mounts").write_text("/dev/root / ext4 rw,relatime 0 0\n")
-    ssh = path / "home/ubuntu/.ssh"
-    ssh.mkdir(parents=True)
-    (ssh / "authorized_keys").write_text(OLD_KEY + "\n")
-    (path / "home/ubuntu/.bashrc").write_text("# ubuntu's bashrc\n")
-    (path / "opt/slurm/etc").mkdir(parents=True)
-    shutil.copy(FIXTURES / "slurm.conf", path / "opt/slurm/etc/slurm.conf")
-    (path / "opt/slurm/etc/accounting.conf").write_text("")
-    (path / "etc/systemd/system").mkdir(parents=True)
-    shutil.copy(FIXTURES / "slurmd.service", path / "etc/systemd/system/slurmd.service")
-    (path / "dev").mkdir()
-    return path
-
-
-def mark_mounted(root: Path) -> None:
-    """What the kernel shows once the recorded mount has happened."""
-    with (root / "proc/mounts").open("a") as f:
-        f.write(f"{LUSTRE} /fsx lustre rw,noatime,flock,lazystatfs 0 0\n")
-
-
-def run_node(
-    root: Path,
-    ip: str,
-    runner: RecordingRunner,
-    params: Path = PARAMS,
-    bundle: Path = LIFECYCLE,
-    **settings: Any,
-) -> Context:
-    p = load_params(params)
-    node = resolve_node(p, load_resource_config(RESOURCES), ip)
-    ctx = Context(p, node, Host(root, runner, sleep=lambda s: None, retry_delay=0), Settings(bundle, **settings))
-    provision(ctx)
-    return ctx
-
-
-def snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
-    return {
-        str(p.relative_to(root)): (p.lstat().st_mode, p.read_bytes() if p.is_file() else b"")
-        for p in sorted(root.rglob("*"))
-    }
-
-
-def mutating(commands: list[list[str]]) -> list[list[str]]:
-    return [
-        c
-        for c in commands
-        if c[0] not in PROBES and not (c[0] == "systemctl" and c[1] in SYSTEMCTL_PROBES)
-    ]
+from lifecycle_fakes import make_root
 
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
+    """A fresh node's filesystem root."""
     return make_root(tmp_path / "node")

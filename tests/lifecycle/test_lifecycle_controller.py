@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import CONTROLLER_IP, PARAMS, fresh_rules, recorder, run_node
-
+from lifecycle_fakes import CONTROLLER_IP, PARAMS, fresh_rules, recorder, run_node
 from provision.orchestrator import StepFailed
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import (
+from lifecycle_fakes import (
     CONTROLLER_IP,
     LOGIN_IP,
     WORKER_IP,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import LOGIN_IP, fresh_rules, recorder, rule, run_node
+from lifecycle_fakes import LOGIN_IP, fresh_rules, recorder, rule, run_node
 
 
 def test_login_node_fetches_config_from_the_controller_and_runs_no_daemon_of_its_own(root: Path):

@@ -6,8 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import LIFECYCLE, LUSTRE, OLD_KEY, WORKER_IP, fresh_rules, recorder, rule, run_node
-
+from lifecycle_fakes import LIFECYCLE, LUSTRE, OLD_KEY, WORKER_IP, fresh_rules, recorder, rule, run_node
 from provision.orchestrator import StepFailed
 
 
