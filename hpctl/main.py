@@ -76,7 +76,13 @@ def status(
     timeout: Annotated[float, typer.Option(help="Minutes --wait waits.", min=0)] = 90,
     interval: Annotated[float, typer.Option(help="Seconds between polls.", min=1)] = 30,
 ) -> None:
-    """Cluster status, and each node's group, instance type and status."""
+    """Cluster status and each node's group, type and status.
+
+    \b
+    hpctl status                      # the stack's cluster (HPCTL_STACK or HyperPodTrnLora)
+    hpctl status --wait               # until InService; fails with HyperPod's own message
+    hpctl status --cluster trn1-lora  # any cluster, by name or ARN
+    """
     rt = _runtime(ctx)
     aws = rt.aws()
     ref = hp.resolve(aws, stack=stack, cluster=cluster)
@@ -124,11 +130,16 @@ def ssh_command(
     ),
     check: Annotated[bool, typer.Option(help="Probe SSM reachability before starting the shell.")] = True,
 ) -> None:
-    """A shell on the controller (or another node) through SSM Session Manager.
+    """Shell on a node via SSM (default: the controller).
 
     Needs the AWS CLI v2 and the Session Manager plugin. With --print-config, plain
     `ssh <alias>`, scp and VS Code Remote-SSH work too (your public key must be in the
     node user's ~/.ssh/authorized_keys); re-run it after the node is replaced.
+
+    \b
+    hpctl ssh                                   # controller, as the cluster's default user
+    hpctl ssh --group worker-group-1            # first Running worker
+    hpctl ssh --print-config && ssh trn1-lora   # ~/.ssh/config entry, then plain ssh
     """
     rt = _runtime(ctx)
     aws = rt.aws()
@@ -181,8 +192,19 @@ def validate_command(
     ] = None,
     fsx_id: Annotated[str | None, typer.Option(help="Existing FSx for Lustre file system.")] = None,
 ) -> None:
-    """Pre-flight checks before `cdk deploy`: trn1 offered in the AZ, service quotas, private
-    subnet, self-referencing security group, FSx in the cluster's AZ. Exit 1 on any failure."""
+    """Pre-flight checks before `cdk deploy`; exit 1 on any failure.
+
+    Reads the plan from cdk.json (region, zone, instance types and counts; options
+    override it) and checks: the worker type is offered in the zone, SageMaker's
+    "<type> for cluster usage" quotas cover every node, and, for existing resources
+    given by id, the subnet is private, the security group allows all traffic to and
+    from itself, and FSx is in the cluster's zone. Each failure says what to change.
+
+    \b
+    hpctl validate
+    hpctl validate --workers 4 --az us-west-2d
+    hpctl validate --no-context --subnet-id subnet-0abc --security-group-id sg-0abc --fsx-id fs-0abc
+    """
     rt = _runtime(ctx)
     context = validate.read_context(context_file) if use_context else {}
     overrides = {
@@ -217,11 +239,15 @@ def upload_command(
         str | None, typer.Option(help="Bucket (default: the stack's BucketName output).")
     ] = None,
 ) -> None:
-    """Upload a dataset where every node sees it, at /fsx/s3/datasets/<name>.
+    """Upload a dataset to /fsx/s3/datasets/<name>.
 
     It goes to s3://<bucket>/data/datasets/<name>; the stack's FSx data repository
     association links s3://<bucket>/data/ to /fsx/s3 and imports new objects. Point
     jobs at it with DATASET_PATH=/fsx/s3/datasets/<name>.
+
+    \b
+    hpctl upload ./dolly                  # -> /fsx/s3/datasets/dolly
+    hpctl upload train.jsonl --name dolly.jsonl
     """
     aws = _runtime(ctx).aws()
     if bucket is None:
@@ -263,8 +289,17 @@ def cost_command(
         ),
     ] = None,
 ) -> None:
-    """Estimated on-demand cost of a run (from --hours, or from --samples/--epochs/--samples-per-second),
-    or the actual cost of finished Slurm jobs (--sacct)."""
+    """Estimated cost of a run, or actual cost of Slurm jobs.
+
+    Prices come from a small dated table (EC2 list prices of the same hardware, a
+    floor for HyperPod's ml.* rates); --price-per-hour uses yours.
+
+    \b
+    hpctl cost --hours 2 --count 2
+    hpctl cost --samples 3760 --epochs 3 --samples-per-second 3.55   # ~53 min (LoRA reference)
+    ssh trn1-lora sacct --parsable2 --noheader \\
+        --format=JobID,JobName,NNodes,ElapsedRaw,State | hpctl cost --sacct -
+    """
     if sum(x is not None for x in (hours, samples, sacct)) != 1:
         raise HpctlError("give exactly one of --hours, --samples or --sacct")
     rt = _runtime(ctx)

@@ -182,16 +182,22 @@ class Validator:
             )
 
     def _quotas(self) -> dict[str, float]:
+        """Quota values by name: the account's applied value where it has one, else the default
+        (ListServiceQuotas leaves out quotas never changed from their default)."""
+        client = self.aws.client("service-quotas")
+        values: dict[str, float] = {}
         with aws_errors():
-            pages = (
-                self.aws.client("service-quotas")
-                .get_paginator("list_service_quotas")
-                .paginate(ServiceCode=HYPERPOD_SERVICE_CODE)
-            )
-            return {q["QuotaName"]: float(q["Value"]) for page in pages for q in page["Quotas"]}
+            for operation in ("list_aws_default_service_quotas", "list_service_quotas"):
+                for page in client.get_paginator(operation).paginate(ServiceCode=HYPERPOD_SERVICE_CODE):
+                    values.update({q["QuotaName"]: float(q["Value"]) for q in page["Quotas"]})
+        return values
 
     def check_quotas(self) -> None:
-        quotas = self._quotas()
+        try:
+            quotas = self._quotas()
+        except HpctlError as exc:  # e.g. no servicequotas:List* permission: the other checks still help
+            self._add("quotas", Status.WARN, f"could not read SageMaker quotas: {exc}")
+            return
         demand = self.plan.instance_demand
         for instance_type, wanted in sorted(demand.items()):
             name = f"{instance_type} for cluster usage"

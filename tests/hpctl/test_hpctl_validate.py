@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -17,7 +18,15 @@ from hpctl.aws import Aws
 from hpctl.main import app
 from hpctl.runtime import Runtime
 
-QuotaStub = Callable[[Mapping[str, float]], Cli]
+QuotaStub = Callable[..., Cli]
+
+
+def _stub_quotas(stubber: Stubber, applied: Mapping[str, float], defaults: Mapping[str, float]) -> None:
+    def listed(quotas: Mapping[str, float]) -> dict[str, Any]:
+        return {"Quotas": [{"QuotaName": name, "Value": value} for name, value in quotas.items()]}
+
+    stubber.add_response("list_aws_default_service_quotas", listed(defaults), {"ServiceCode": "sagemaker"})
+    stubber.add_response("list_service_quotas", listed(applied), {"ServiceCode": "sagemaker"})
 
 
 @pytest.fixture
@@ -25,14 +34,10 @@ def with_quotas(world: World, make_cli: Callable[[Aws], Cli]) -> Iterator[QuotaS
     """A Cli whose account has these SageMaker quotas; EC2 and FSx are moto."""
     stubbers: list[Stubber] = []
 
-    def build(quotas: Mapping[str, float]) -> Cli:
+    def build(applied: Mapping[str, float], defaults: Mapping[str, float] | None = None) -> Cli:
         aws = Aws(world.session)
         stubber = Stubber(aws.client("service-quotas"))
-        listed = [
-            {"QuotaName": name, "Value": value, "QuotaCode": f"L-{i:08X}"}
-            for i, (name, value) in enumerate(quotas.items())
-        ]
-        stubber.add_response("list_service_quotas", {"Quotas": listed}, {"ServiceCode": "sagemaker"})
+        _stub_quotas(stubber, applied, defaults or {})
         stubber.activate()
         stubbers.append(stubber)
         return make_cli(aws)
@@ -93,6 +98,30 @@ def test_a_controller_of_the_worker_type_counts_against_the_same_quota(with_quot
     )
     assert result.exit_code == 1
     assert "is 2, the cluster needs 3" in _line(result.output, "quota ml.trn1")
+
+
+def test_a_quota_at_its_default_value_counts(with_quotas: QuotaStub) -> None:
+    result = with_quotas({"ml.c5.xlarge for cluster usage": 1}, {"ml.trn1.32xlarge for cluster usage": 2})(
+        "validate", "--no-context", "--az", "us-west-2b"
+    )
+    assert result.exit_code == 0, result.output
+    assert "✓ quota ml.trn1.32xlarge 'ml.trn1.32xlarge for cluster usage' is 2" in _line(
+        result.output, "quota ml.trn1"
+    )
+
+
+def test_unreadable_quotas_are_a_warning_and_the_other_checks_still_run(
+    world: World, make_cli: Callable[[Aws], Cli]
+) -> None:
+    aws = Aws(world.session)
+    with Stubber(aws.client("service-quotas")) as stubber:
+        stubber.add_client_error("list_aws_default_service_quotas", "AccessDeniedException", "not allowed")
+        result = make_cli(aws)("validate", "--no-context", "--az", "us-west-2b")
+    assert result.exit_code == 0, result.output
+    assert "! quotas could not read SageMaker quotas: AccessDeniedException: not allowed" in _line(
+        result.output, "quotas"
+    )
+    assert "✓ trn1.32xlarge in us-west-2b" in _line(result.output, "offered")
 
 
 def test_a_missing_quota_is_a_failure_that_names_it(with_quotas: QuotaStub) -> None:
@@ -166,7 +195,7 @@ def test_the_checks_run_in_the_region_cdk_json_deploys_to(world: World, tmp_path
         regions.append(region)
         aws = Aws(boto3.Session(region_name=region))
         stubber = Stubber(aws.client("service-quotas"))
-        stubber.add_response("list_service_quotas", {"Quotas": []}, {"ServiceCode": "sagemaker"})
+        _stub_quotas(stubber, {}, {})
         stubber.activate()
         return aws
 
