@@ -23,7 +23,9 @@ def _security_group_id(cluster: dict[str, Any]) -> str:
     return str(group["Fn::GetAtt"][0])
 
 
-def test_the_cluster_subnet_is_private_in_the_configured_zone(template: dict[str, Any], cluster: dict[str, Any]) -> None:
+def test_the_cluster_subnet_is_private_in_the_configured_zone(
+    template: dict[str, Any], cluster: dict[str, Any]
+) -> None:
     subnet = template["Resources"][_subnet_id(cluster)]["Properties"]
 
     assert subnet["AvailabilityZone"] == ZONE
@@ -69,7 +71,9 @@ def test_vpc_flow_logs_record_all_traffic(stack: Template) -> None:
     stack.has_resource_properties("AWS::EC2::FlowLog", {"TrafficType": "ALL", "ResourceType": "VPC"})
 
 
-def test_the_security_group_allows_all_traffic_from_itself(template: dict[str, Any], cluster: dict[str, Any]) -> None:
+def test_the_security_group_allows_all_traffic_from_itself(
+    template: dict[str, Any], cluster: dict[str, Any]
+) -> None:
     group = _security_group_id(cluster)
     ingress = [
         r["Properties"]
@@ -82,24 +86,32 @@ def test_the_security_group_allows_all_traffic_from_itself(template: dict[str, A
     ]
 
 
-def test_the_security_group_allows_all_traffic_to_itself(template: dict[str, Any], cluster: dict[str, Any]) -> None:
+def test_the_security_group_allows_all_traffic_to_itself(
+    template: dict[str, Any], cluster: dict[str, Any]
+) -> None:
     group = {"Fn::GetAtt": [_security_group_id(cluster), "GroupId"]}
     egress = [r["Properties"] for r in resources(template, "AWS::EC2::SecurityGroupEgress").values()]
 
     assert any(
-        rule["GroupId"] == group and rule["DestinationSecurityGroupId"] == group and rule["IpProtocol"] == "-1"
+        rule["GroupId"] == group
+        and rule["DestinationSecurityGroupId"] == group
+        and rule["IpProtocol"] == "-1"
         for rule in egress
     )
 
 
-def test_the_security_group_admits_nothing_from_outside(template: dict[str, Any], cluster: dict[str, Any]) -> None:
+def test_the_security_group_admits_nothing_from_outside(
+    template: dict[str, Any], cluster: dict[str, Any]
+) -> None:
     group = template["Resources"][_security_group_id(cluster)]["Properties"]
 
     assert "SecurityGroupIngress" not in group
     assert [rule["CidrIp"] for rule in group["SecurityGroupEgress"]] == ["0.0.0.0/0"]
 
 
-def test_the_nodes_and_fsx_share_the_security_group(template: dict[str, Any], cluster: dict[str, Any]) -> None:
+def test_the_nodes_and_fsx_share_the_security_group(
+    template: dict[str, Any], cluster: dict[str, Any]
+) -> None:
     _, fsx = only(template, "AWS::FSx::FileSystem")
 
     assert fsx["Properties"]["SecurityGroupIds"] == cluster["Properties"]["VpcConfig"]["SecurityGroupIds"]

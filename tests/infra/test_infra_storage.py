@@ -108,7 +108,9 @@ def test_fsx_exports_and_imports_the_data_prefix_of_the_bucket(template: dict[st
     events = ["NEW", "CHANGED", "DELETED"]
 
     assert link["Properties"]["FileSystemId"] == {"Ref": fsx_lid}
-    assert link["Properties"]["DataRepositoryPath"] == {"Fn::Join": ["", ["s3://", {"Ref": bucket_lid}, "/data/"]]}
+    assert link["Properties"]["DataRepositoryPath"] == {
+        "Fn::Join": ["", ["s3://", {"Ref": bucket_lid}, "/data/"]]
+    }
     assert link["Properties"]["S3"] == {
         "AutoImportPolicy": {"Events": events},
         "AutoExportPolicy": {"Events": events},

@@ -1,0 +1,87 @@
+"""The synthesized FSx and cluster properties, with tokens made concrete, are accepted
+by the real API shapes and moto's CreateFileSystem and CreateCluster."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from cfn_values import Values
+from conftest import only, resources
+from moto import mock_aws
+
+from infra.config import ClusterConfig
+
+ACCOUNT = "123456789012"
+REGION = ClusterConfig().region
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        yield boto3.Session(region_name=REGION)
+
+
+def _concrete(template: dict[str, Any], session: boto3.Session) -> Values:
+    """Real moto resources standing in for the stack's network, role and bucket."""
+    ec2 = session.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock=ClusterConfig().vpc_cidr)["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(
+        VpcId=vpc, CidrBlock="10.0.0.0/18", AvailabilityZone=ClusterConfig().availability_zone
+    )
+    group = ec2.create_security_group(GroupName="cluster", Description="cluster", VpcId=vpc)["GroupId"]
+    role = session.client("iam").create_role(RoleName="exec", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    refs = {
+        "AWS::Region": REGION,
+        "AWS::AccountId": ACCOUNT,
+        "AWS::Partition": "aws",
+        "AWS::URLSuffix": "amazonaws.com",
+    }
+    attrs: dict[tuple[str, str], str] = {}
+    for lid in resources(template, "AWS::EC2::Subnet"):
+        refs[lid] = subnet["Subnet"]["SubnetId"]
+    for lid in resources(template, "AWS::EC2::SecurityGroup"):
+        attrs[(lid, "GroupId")] = group
+    for lid in resources(template, "AWS::IAM::Role"):
+        attrs[(lid, "Arn")] = role
+    for lid in resources(template, "AWS::S3::Bucket"):
+        refs[lid] = f"sagemaker-test-{lid.lower()}"
+        session.client("s3").create_bucket(
+            Bucket=refs[lid], CreateBucketConfiguration={"LocationConstraint": REGION}
+        )
+    return Values(refs=refs, attrs=attrs)
+
+
+def test_moto_creates_the_file_system_from_the_synthesized_properties(
+    template: dict[str, Any], aws: boto3.Session
+) -> None:
+    values = _concrete(template, aws)
+    _, fsx = only(template, "AWS::FSx::FileSystem")
+    properties = values.resolve(fsx["Properties"])
+
+    created = aws.client("fsx").create_file_system(**properties)["FileSystem"]
+
+    assert created["LustreConfiguration"]["DeploymentType"] == "PERSISTENT_2"
+    assert created["StorageCapacity"] == ClusterConfig().fsx_storage_capacity_gib
+
+
+def test_moto_creates_the_cluster_from_the_synthesized_properties(
+    template: dict[str, Any], cluster: dict[str, Any], aws: boto3.Session
+) -> None:
+    values = _concrete(template, aws)
+    sagemaker = aws.client("sagemaker")
+
+    arn = sagemaker.create_cluster(**values.resolve(cluster["Properties"]))["ClusterArn"]
+
+    described = sagemaker.describe_cluster(ClusterName=arn)
+    assert described["ClusterName"] == ClusterConfig().cluster_name
+    assert [g["InstanceGroupName"] for g in described["InstanceGroups"]] == [
+        "controller-machine",
+        "worker-group-1",
+    ]
