@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_cdk import Stack
 from aws_cdk import aws_s3 as s3
 from cfnlint.api import ManualArgs, lint
 
@@ -41,6 +42,7 @@ def test_synth_needs_no_context_lookups(assembly_dir: Path) -> None:
 def test_synth_fails_on_an_unacknowledged_cdk_nag_finding(tmp_path: Path) -> None:
     app = build_app(outdir=str(tmp_path))
     stack = app.node.find_child(STACK_NAME_DEFAULT)
+    assert isinstance(stack, Stack)
     s3.CfnBucket(stack, "Unchecked")  # no encryption, logging or TLS policy
 
     with pytest.raises(RuntimeError, match="ValidationFailed") as failure:
