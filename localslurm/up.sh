@@ -27,6 +27,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${LOCALSLURM_CPUS:=$(nproc)}"
 : "${LOCALSLURM_REAL_MEMORY_MB:=4096}"
 : "${LOCALSLURM_DEF_MEM_PER_CPU_MB:=1024}"
+# Job credentials' lifetime, which is also the wait before a requeued job starts again.
+: "${LOCALSLURM_CRED_EXPIRE_S:=20}"
 # Node names must resolve (torchrun dials MASTER_ADDR by name): add them to /etc/hosts when missing.
 : "${LOCALSLURM_EDIT_HOSTS:=1}"
 : "${LOCALSLURM_READY_TIMEOUT_S:=60}"
@@ -80,6 +82,7 @@ render_config() {
         -e "s|@REAL_MEMORY@|${LOCALSLURM_REAL_MEMORY_MB}|g" \
         -e "s|@DEF_MEM_PER_CPU@|${LOCALSLURM_DEF_MEM_PER_CPU_MB}|g" \
         -e "s|@PARTITION@|${LOCALSLURM_PARTITION}|g" \
+        -e "s|@CRED_EXPIRE@|${LOCALSLURM_CRED_EXPIRE_S}|g" \
         "${ROOT}/localslurm/slurm.conf.in" >"$tmp"
     if grep -q '@[A-Z0-9_]*@' "$tmp"; then
         die "unfilled placeholder in $tmp: $(grep -o '@[A-Z0-9_]*@' "$tmp" | sort -u | tr '\n' ' ')"

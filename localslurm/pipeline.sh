@@ -1,0 +1,32 @@
+# shellcheck shell=bash
+# Sourced by scripts/demo.sh and the tests: the pipeline's settings on the local
+# cluster (a tiny Llama, a few CPU steps), as defaults any caller can override.
+# The "/fsx" of the cluster is a project directory; the venv is the project's own.
+
+_LOCALSLURM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+: "${LOCALSLURM_DIR:=${_LOCALSLURM_ROOT}/.state/localslurm}"
+: "${SLURM_CONF:=${LOCALSLURM_DIR}/etc/slurm.conf}"
+: "${FSX_ROOT:=${LOCALSLURM_DIR}/fsx}"
+: "${RUN_NAME:=demo}"
+: "${VENV_DIR:=${_LOCALSLURM_ROOT}/.venv}"
+: "${ENV_INSTALL:=0}"
+: "${BACKEND:=auto}"
+: "${MODEL_SOURCE:=tiny}"
+: "${MODEL_DIR:=${FSX_ROOT}/models/tiny-llama}"
+: "${DATASET_PATH:=${FSX_ROOT}/data/dolly-tiny.jsonl}"
+: "${NODES:=2}"
+: "${MAX_STEPS:=60}"
+: "${SAVE_STEPS:=20}"
+: "${LOGGING_STEPS:=1}"
+: "${MAX_SEQ_LENGTH:=128}"
+: "${GRAD_ACCUM:=1}"
+: "${LEARNING_RATE:=1e-2}"
+: "${LORA_TARGET_MODULES:=q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj}"
+: "${BF16:=false}"
+: "${MERGE_DTYPE:=float32}"
+: "${MAX_NEW_TOKENS:=24}"
+
+export LOCALSLURM_DIR SLURM_CONF FSX_ROOT RUN_NAME VENV_DIR ENV_INSTALL BACKEND MODEL_SOURCE MODEL_DIR \
+    DATASET_PATH NODES MAX_STEPS SAVE_STEPS LOGGING_STEPS MAX_SEQ_LENGTH GRAD_ACCUM LEARNING_RATE \
+    LORA_TARGET_MODULES BF16 MERGE_DTYPE MAX_NEW_TOKENS

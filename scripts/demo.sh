@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# `make demo`: the whole pipeline on the local two-node Slurm cluster.
+# Starts (or reuses) the cluster, submits the real job templates through
+# jobs/submit with a tiny Llama and a small dolly-format data set, waits for the
+# chain, then prints where the results are. `make down` stops the cluster.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+: "${DEMO_FRESH:=1}"
+: "${RUN_NAME:=demo}"
+export RUN_NAME
+
+say() { printf '\n== %s\n' "$*"; }
+
+t0=$SECONDS
+say "local Slurm cluster"
+bash localslurm/up.sh
+
+# shellcheck source=localslurm/pipeline.sh
+source localslurm/pipeline.sh
+run_dir=${FSX_ROOT}/runs/${RUN_NAME}
+if [[ "$DEMO_FRESH" == 1 && -d "$run_dir" ]]; then
+    # a finished run would be resumed, not trained again
+    rm -rf "${run_dir:?}"
+fi
+mkdir -p "$run_dir"
+
+say "pipeline: jobs/submit --wait (${NODES} nodes for compile and train, ${MAX_STEPS} steps)"
+jobs/submit --wait | tee "${run_dir}/submit.txt"
+
+say "results"
+"${VENV_DIR}/bin/python" - "$run_dir" <<'PY'
+import json
+import re
+import sys
+from pathlib import Path
+
+run = Path(sys.argv[1])
+summary = json.loads((run / "train" / "summary.json").read_text())
+losses = [json.loads(line) for line in (run / "train" / "metrics.jsonl").read_text().splitlines() if line.strip()]
+losses = [r["loss"] for r in losses if "loss" in r]
+print(f"loss curve:           {run / 'train' / 'loss.png'}")
+print(f"loss:                 {losses[0]:.3f} (step 1) -> {losses[-1]:.3f} (step {summary['steps']})")
+print(f"trainable parameters: {summary['trainable_params']:,} of {summary['total_params']:,} "
+      f"({100 * summary['trainable_params'] / summary['total_params']:.2f}%)")
+print(f"processes:            {summary['world_size']} ({summary['backend']}, "
+      f"data parallel {summary['data_parallel_size']})")
+print(f"merged model:         {run / 'merged'}")
+print(f"sample generation:    {(run / 'generation.txt').read_text().strip()!r}")
+print("wall time per step:")
+for line in (run / "submit.txt").read_text().splitlines():
+    m = re.match(r"^(\w+)\s+(\d+)\s+COMPLETED", line)
+    if not m:
+        continue
+    step, job = m.groups()
+    log = (run / "logs" / f"lora-{step}-{job}.out").read_text()
+    took = re.findall(rf"END {step}: job {job} succeeded in (\d+) s", log)
+    print(f"  {step:<12} job {job:<6} {took[-1] if took else '?':>4} s")
+PY
+say "done in $((SECONDS - t0)) s; logs in ${run_dir}/logs; stop the cluster with: make down"

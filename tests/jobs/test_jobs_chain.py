@@ -1,0 +1,100 @@
+"""The whole pipeline, submitted by jobs/submit through the real templates, on the local two-node Slurm cluster."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from jobs_helpers import QUICK_TRAINING, LocalCluster, parse_submitted, read_json
+
+pytestmark = pytest.mark.slurm
+
+STEPS = ["env", "download", "compile", "train", "consolidate", "merge", "generate"]
+
+
+@dataclass(frozen=True)
+class Chain:
+    result: subprocess.CompletedProcess[str]
+    ids: dict[str, int]
+    run_dir: Path
+    cluster: LocalCluster
+
+    def log(self, step: str) -> str:
+        return (self.run_dir / "logs" / f"lora-{step}-{self.ids[step]}.out").read_text()
+
+
+@pytest.fixture(scope="module")
+def chain(local_cluster: LocalCluster) -> Chain:
+    run_dir = local_cluster.run_dir("chain")
+    result = local_cluster.submit(
+        run_name="chain",
+        # its own model dir, so the download step really creates it
+        MODEL_DIR=str(run_dir / "model"), DATASET_PATH=str(run_dir / "data" / "dolly.jsonl"),
+        **QUICK_TRAINING,
+    )
+    return Chain(result, parse_submitted(result.stdout), run_dir, local_cluster)
+
+
+def test_submit_prints_one_job_id_per_step_in_order(chain: Chain) -> None:
+    assert list(chain.ids) == STEPS
+    assert sorted(chain.ids.values()) == list(chain.ids.values())
+
+
+def test_every_step_completed(chain: Chain) -> None:
+    assert chain.result.returncode == 0, chain.result.stdout + chain.result.stderr
+    records = chain.cluster.jobcomp()
+    states = {step: records[job]["JobState"] for step, job in chain.ids.items()}
+    assert states == dict.fromkeys(STEPS, "COMPLETED")
+
+
+def test_training_ran_one_process_on_each_of_the_two_nodes(chain: Chain) -> None:
+    record = chain.cluster.jobcomp()[chain.ids["train"]]
+    assert (record["NodeCnt"], record["NodeList"]) == ("2", "node[1-2]")
+    summary = read_json(chain.run_dir / "train" / "summary.json")
+    assert (summary["world_size"], summary["data_parallel_size"]) == (2, 2)
+
+
+def test_each_node_started_torchrun_with_its_own_rank_and_the_first_node_as_master(chain: Chain) -> None:
+    launches = [line for line in chain.log("train").splitlines() if " torchrun --nnodes" in line]
+    master = f"--master_addr node1 --master_port {29500 + chain.ids['train'] % 1000}"
+    assert len(launches) == 2
+    assert all("--nnodes 2 --nproc_per_node 1" in line and master in line for line in launches)
+    assert sorted(line.rsplit("--node_rank ", 1)[1] for line in launches) == ["0", "1"]
+
+
+def test_training_wrote_the_loss_curve_and_the_adapter(chain: Chain) -> None:
+    train = chain.run_dir / "train"
+    assert (train / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert read_json(train / "summary.json")["steps"] == int(QUICK_TRAINING["MAX_STEPS"])
+    assert (chain.run_dir / "adapter" / "adapter_config.json").is_file()
+
+
+def test_the_download_step_creates_the_tiny_model_instead_and_says_so(chain: Chain) -> None:
+    assert "no Hub download here; creating the tiny Llama instead" in chain.log("download")
+    assert (chain.run_dir / "model" / "config.json").is_file()
+
+
+def test_the_compile_step_is_skipped_without_neuron_devices_and_says_so(chain: Chain) -> None:
+    assert "neuron_parallel_compile skipped: backend cpu" in chain.log("compile")
+
+
+def test_the_merged_model_loads_and_generates(chain: Chain) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    merged = chain.run_dir / "merged"
+    model = AutoModelForCausalLM.from_pretrained(merged)
+    tokenizer = AutoTokenizer.from_pretrained(merged)
+    ids = tokenizer("What is the capital of France?", return_tensors="pt").input_ids
+    with torch.inference_mode():
+        out = model.generate(ids, max_new_tokens=4, min_new_tokens=4, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id)
+    assert out.shape == (1, ids.shape[1] + 4)
+    assert "peft_config" not in model.config.to_dict()  # a plain model: the adapter is folded in
+
+
+def test_the_generate_step_writes_its_answer_to_the_run_dir(chain: Chain) -> None:
+    assert (chain.run_dir / "generation.txt").is_file()
+    assert f"END generate: job {chain.ids['generate']} succeeded" in chain.log("generate")
