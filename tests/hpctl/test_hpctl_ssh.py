@@ -177,3 +177,13 @@ def test_print_config_refuses_to_shadow_a_hand_written_host(
     assert result.exit_code == 1
     assert result.output.startswith(f"error: your ssh config already has a 'Host {world.cluster_name}' entry")
     assert path.read_text() == f"Host {world.cluster_name}\n    HostName 192.0.2.1\n"
+
+
+def test_by_cluster_name_the_shell_starts_without_a_run_as_document(
+    world: World, moto_cluster: Any, cli: Cli
+) -> None:
+    result = cli("ssh", "--cluster", world.cluster_name, "--no-check")
+    assert result.exit_code == 0, result.output
+    controller = world.outputs["ControllerGroupName"]
+    target = _target(world, controller, _node(moto_cluster, controller))
+    assert cli.execs == [["aws", "ssm", "start-session", "--target", target, "--region", REGION]]
