@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from aws_cdk import assertions
+from infra_template import only
 
 from infra.build import STACK_NAME_DEFAULT, build_app
 
@@ -29,16 +30,6 @@ def template(assembly_dir: Path) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def stack(template: dict[str, Any]) -> assertions.Template:
     return assertions.Template.from_json(template)
-
-
-def resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
-    return {lid: r for lid, r in template["Resources"].items() if r["Type"] == resource_type}
-
-
-def only(template: dict[str, Any], resource_type: str) -> tuple[str, dict[str, Any]]:
-    """The logical id and body of the one resource of a type (found, never hard-coded)."""
-    (item,) = resources(template, resource_type).items()
-    return item
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk.assertions import Match, Template
-from conftest import only, resources
+from infra_template import only, resources
 
 from infra.config import ClusterConfig
 from infra.provisioning import instance_groups, provisioning_parameters

@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 from cfn_values import Values
-from conftest import only, resources
+from infra_template import only, resources
 from moto import mock_aws
 
 from infra.config import ClusterConfig

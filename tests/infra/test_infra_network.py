@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk.assertions import Match, Template
-from conftest import only, resources
+from infra_template import only, resources
 
 from infra.config import ClusterConfig
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import only
+from infra_template import only
 
 CONTRACT_KEYS = {
     "ClusterName",

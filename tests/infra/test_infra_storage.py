@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk.assertions import Match, Template
-from conftest import only
+from infra_template import only
 
 from infra.config import ClusterConfig
 
