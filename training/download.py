@@ -84,8 +84,12 @@ def _is_complete(model_dir: Path) -> bool:
     return (model_dir / "config.json").exists() and any(model_dir.glob("*.safetensors"))
 
 
-def download(model_id: str, output_dir: Path, revision: str = "main", token: str | None = None) -> Path:
-    """snapshot_download into `output_dir`; Hub errors become DownloadErrors that say what to do."""
+def download(model_id: str, output_dir: Path, revision: str = "main", token: str | None = None,
+             endpoint: str | None = None) -> Path:
+    """snapshot_download into `output_dir`; Hub errors become DownloadErrors that say what to do.
+
+    `endpoint` defaults to huggingface_hub's (HF_ENDPOINT, else huggingface.co).
+    """
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -110,6 +114,7 @@ def download(model_id: str, output_dir: Path, revision: str = "main", token: str
             token=token if token else False,  # False: never fall back to a token cached on this machine
             allow_patterns=ALLOW_PATTERNS,
             ignore_patterns=IGNORE_PATTERNS,
+            endpoint=endpoint,
         )
     except GatedRepoError as e:
         if token:

@@ -48,6 +48,7 @@ def _sft_settings(parts: TrainerParts) -> dict[str, Any]:
         "packing": False,  # done by training.data, identically for every backend
         "dataset_kwargs": {"skip_prepare_dataset": True},
         "remove_unused_columns": False,
+        "label_names": ["labels"],  # peft wrappers hide the model's signature, so say it
         "report_to": [],
     }
 

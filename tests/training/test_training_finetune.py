@@ -1,0 +1,81 @@
+"""A short LoRA run on CPU: the loss goes down, and the run leaves the outputs the pipeline reads."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import Run
+
+from training.metrics import METRIC_REGEX
+
+
+def test_training_loss_goes_down(lora_run: Run) -> None:
+    losses = [r["loss"] for r in map(json.loads, (lora_run.output_dir / "metrics.jsonl").open()) if "loss" in r]
+    assert len(losses) >= 5
+    assert losses[-1] < 0.5 * losses[0]
+    assert lora_run.summary["final_train_loss"] == losses[-1]
+
+
+def test_eval_loss_is_measured_and_goes_down(lora_run: Run) -> None:
+    evals = [(r["step"], r["eval_loss"]) for r in map(json.loads, (lora_run.output_dir / "metrics.jsonl").open())
+             if "eval_loss" in r]
+    assert [s for s, _ in evals] == [75, 150]
+    assert evals[-1][1] < evals[0][1] < 3.0
+    assert lora_run.summary["final_eval_perplexity"] == pytest.approx(2.718281828 ** evals[-1][1], rel=1e-6)
+
+
+def test_every_metrics_record_has_step_and_throughput(lora_run: Run) -> None:
+    records = [json.loads(line) for line in (lora_run.output_dir / "metrics.jsonl").open()]
+    train = [r for r in records if "loss" in r]
+    assert [r["step"] for r in train] == [1, *range(15, 151, 15)]
+    assert all(r["samples_per_second"] > 0 and r["tokens_per_second"] == pytest.approx(128 * r["samples_per_second"])
+               for r in train)
+    assert all(r["perplexity"] > 1 for r in train)
+
+
+def test_log_lines_are_readable_by_the_documented_metric_regexes(lora_run: Run) -> None:
+    lines = [line for line in lora_run.stdout.splitlines() if "METRICS" in line]
+    losses = [float(m.group(1)) for line in lines if (m := re.search(METRIC_REGEX["loss"], line))]
+    eval_losses = [float(m.group(1)) for line in lines if (m := re.search(METRIC_REGEX["eval_loss"], line))]
+    assert len(losses) == 11 and len(eval_losses) == 2  # `loss=` never matches inside `eval_loss=`
+    assert all(re.search(METRIC_REGEX["tokens_per_second"], line) for line in lines if "eval_loss" not in line)
+
+
+def test_summary_reports_params_steps_and_speed(lora_run: Run) -> None:
+    summary = json.loads((lora_run.output_dir / "summary.json").read_text())
+    assert summary["backend"] == "cpu"
+    assert (summary["steps"], summary["session_steps"], summary["resumed_from_step"]) == (150, 150, 0)
+    assert 0 < summary["trainable_params"] < summary["total_params"]
+    assert summary["samples_per_second"] > 0 and summary["tokens_per_second"] > summary["samples_per_second"]
+    assert summary["wall_time_s"] > 0
+    assert summary["final_eval_loss"] is not None
+
+
+def test_final_adapter_is_a_plain_peft_directory_in_output_dir(lora_run: Run, tiny_model: Path) -> None:
+    from peft import PeftConfig
+    from safetensors import safe_open
+
+    out = lora_run.output_dir
+    assert {"adapter_model.safetensors", "adapter_config.json", "tokenizer.json"} <= {p.name for p in out.iterdir()}
+    config = PeftConfig.from_pretrained(str(out))
+    assert config.r == 16 and config.lora_alpha == 32
+    with safe_open(str(out / "adapter_model.safetensors"), "pt") as f:
+        lora = sum(f.get_tensor(k).numel() for k in f.keys() if ".lora_" in k)  # noqa: SIM118 (not a dict)
+    assert lora == lora_run.summary["trainable_params"]
+    assert not list(out.glob(".final-*"))  # the temporary directory is gone
+
+
+def test_checkpoints_are_saved_every_save_steps(lora_run: Run) -> None:
+    assert sorted(p.name for p in lora_run.output_dir.glob("checkpoint-*")) == ["checkpoint-150", "checkpoint-75"]
+
+
+def test_loss_plot_is_a_png_with_the_curve(lora_run: Run) -> None:
+    import matplotlib.image
+
+    png = lora_run.output_dir / "loss.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    height, width, _ = matplotlib.image.imread(str(png)).shape
+    assert width > height >= 400
