@@ -31,7 +31,7 @@ def accounting_conf(dbd_host: str, dbd_port: int) -> str:
     )
 
 
-def slurmdbd_conf(password: str, dbd_port: int, storage_port: int = 3306) -> str:
+def slurmdbd_conf(password: str, dbd_port: int, storage_host: str = "localhost", storage_port: int = 3306) -> str:
     return (
         "# Written by the HyperPod lifecycle scripts.\n"
         "AuthType=auth/munge\n"
@@ -41,7 +41,7 @@ def slurmdbd_conf(password: str, dbd_port: int, storage_port: int = 3306) -> str
         "LogFile=/var/log/slurm/slurmdbd.log\n"
         "PidFile=/var/run/slurmdbd.pid\n"
         "StorageType=accounting_storage/mysql\n"
-        "StorageHost=localhost\n"
+        f"StorageHost={storage_host}\n"
         f"StoragePort={storage_port}\n"
         f"StorageUser={DB_USER}\n"
         f"StoragePass={password}\n"
