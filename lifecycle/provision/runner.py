@@ -54,7 +54,10 @@ class Runner(Protocol):
         stdin: str | None = None,
         quiet: bool = False,
     ) -> Result:
-        """Run argv; raise CommandError when check and it fails. stdin is never logged."""
+        """Run argv; raise CommandError when check and it fails.
+
+        The command and its output go to the log unless quiet; stdin never does.
+        """
         ...
 
 
@@ -69,7 +72,8 @@ class SubprocessRunner:
         stdin: str | None = None,
         quiet: bool = False,
     ) -> Result:
-        print(f"+ {shlex.join(argv)}", flush=True)
+        if not quiet:
+            print(f"+ {shlex.join(argv)}", flush=True)
         try:
             proc = subprocess.run(
                 list(argv), input=stdin, capture_output=True, text=True, check=False
@@ -146,7 +150,8 @@ class RecordingRunner:
         if self.record_path is not None:
             with self.record_path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(call) + "\n")
-        print(f"+ (recorded) {shlex.join(argv)}", flush=True)
+        if not quiet:
+            print(f"+ (recorded) {shlex.join(argv)}", flush=True)
         if argv and Path(argv[0]).name in self.passthrough:
             result = SubprocessRunner().run(argv, check=False, stdin=stdin, quiet=quiet)
         else:

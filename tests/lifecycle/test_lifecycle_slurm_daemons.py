@@ -12,15 +12,12 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import signal
-import socket
 import subprocess
-import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from lifecycle_daemons import free_port, port_open, slurm_cmd, slurm_conf, stop, wait_until
 from provision.accounting import accounting_conf, database_sql, slurmdbd_conf
 from provision.host import Host
 from provision.runner import RecordingRunner
@@ -30,70 +27,6 @@ pytestmark = pytest.mark.skipif(
     not all(shutil.which(t) for t in DAEMONS),
     reason="needs apt packages slurm-wlm, munge, slurmdbd and mariadb-server (make setup)",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
-def stop(pidfile: Path) -> None:
-    try:
-        pid = int(pidfile.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
-
-
-@pytest.fixture
-def work() -> Iterator[Path]:
-    """A directory the slurm user can reach too (pytest's own tmp is private to root)."""
-    d = Path(tempfile.mkdtemp(prefix="lifecycle-daemons-", dir="/tmp"))
-    d.chmod(0o755)
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
-def munge(work: Path) -> Iterator[Path]:
-    d = work / "munge"
-    d.mkdir(mode=0o755)
-    key = d / "munge.key"
-    key.write_bytes(os.urandom(1024))
-    key.chmod(0o400)
-    sock = d / "munge.socket"
-    subprocess.run(
-        ["munged", "--force", f"--socket={sock}", f"--key-file={key}", f"--pid-file={d / 'munged.pid'}",
-         f"--log-file={d / 'munged.log'}", f"--seed-file={d / 'munged.seed'}"],
-        check=True, timeout=30,
-    )
-    try:
-        wait_until("munged socket", sock.is_socket)
-        yield sock
-    finally:
-        stop(d / "munged.pid")
 
 
 @pytest.fixture
@@ -133,20 +66,13 @@ def write_generated(etc: Path, name: str, content: str, mode: int) -> Path:
     return etc / name
 
 
-def slurm_cmd(conf: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SLURM_CONF": str(conf)}
-    return subprocess.run(list(argv), env=env, capture_output=True, text=True, timeout=30)
-
-
 def test_generated_accounting_runs_on_real_mariadb_slurmdbd_and_slurmctld(work: Path, munge: Path, mariadb: int):
-    etc, state, logs = work / "etc", work / "state", work / "log"
-    for d in (etc, state, logs):
-        d.mkdir()
-    logs.chmod(0o777)  # slurmdbd drops to SlurmUser (slurm) before it writes its log
+    slurm_conf(work, munge)  # lays out the directories
+    etc, logs = work / "etc", work / "log"
     password = "0123456789abcdef0123456789abcdef"
     mysql(work, database_sql(password))
 
-    dbd_port, ctld_port, slurmd_port = free_port(), free_port(), free_port()
+    dbd_port = free_port()
     text = slurmdbd_conf(password, dbd_port, storage_host="127.0.0.1", storage_port=mariadb)
     # Only the daemon's own files move into the test directory; the rest is as generated.
     text = text.replace("LogFile=/var/log/slurm/slurmdbd.log", f"LogFile={logs / 'slurmdbd.log'}")
@@ -156,40 +82,13 @@ def test_generated_accounting_runs_on_real_mariadb_slurmdbd_and_slurmctld(work: 
     slurm = pwd.getpwnam("slurm")
     os.chown(dbd_conf, slurm.pw_uid, slurm.pw_gid)
     accounting = write_generated(etc, "accounting.conf", accounting_conf("127.0.0.1", dbd_port), 0o644)
-    host = socket.gethostname()
-    conf = etc / "slurm.conf"
-    conf.write_text(
-        f"""ClusterName=lifecycletest
-SlurmctldHost={host}(127.0.0.1)
-SlurmctldPort={ctld_port}
-SlurmdPort={slurmd_port}
-SlurmUser=root
-AuthType=auth/munge
-CredType=cred/munge
-AuthInfo=socket={munge}
-StateSaveLocation={state}
-SlurmctldPidFile={work / 'slurmctld.pid'}
-SlurmctldLogFile={logs / 'slurmctld.log'}
-SlurmdSpoolDir={work / 'spool'}
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-MpiDefault=none
-MailProg=/bin/true
-# This test's munged, for the connection to slurmdbd too (HyperPod uses the default socket).
-AccountingStoragePass={munge}
-Include {accounting}
-NodeName=trn1-node NodeHostname={host} NodeAddr=127.0.0.1 CPUs=1 State=UNKNOWN
-PartitionName=trn1 Nodes=trn1-node Default=YES State=UP
-"""
-    )
+    # This test's munged for the connection to slurmdbd too (HyperPod uses the default socket).
+    conf = slurm_conf(work, munge, extra=f"AccountingStoragePass={munge}\nInclude {accounting}")
+
     env = {**os.environ, "SLURM_CONF": str(conf)}
     subprocess.run(["slurmdbd"], env=env, check=True, timeout=30)
     try:
-        wait_until(
-            "slurmdbd listening",
-            lambda: socket.socket().connect_ex(("127.0.0.1", dbd_port)) == 0,
-            timeout=60,
-        )
+        wait_until("slurmdbd listening", lambda: port_open(dbd_port), timeout=60)
         subprocess.run(["slurmctld", "-f", str(conf), "-i"], env=env, check=True, timeout=30)
         try:
             wait_until("scontrol ping", lambda: "is UP" in slurm_cmd(conf, "scontrol", "ping").stdout)
@@ -200,9 +99,10 @@ PartitionName=trn1 Nodes=trn1-node Default=YES State=UP
             assert settings["AccountingStoragePort"] == str(dbd_port)
             assert settings["JobAcctGatherType"] == "jobacct_gather/linux"
             assert settings["JobAcctGatherFrequency"].startswith("30")
+            show_cluster = ("sacctmgr", "--noheader", "--parsable2", "show", "cluster", "format=cluster")
             wait_until(
                 "the cluster registered in slurmdbd",
-                lambda: "lifecycletest" in slurm_cmd(conf, "sacctmgr", "-n", "-P", "show", "cluster", "format=cluster").stdout,
+                lambda: "lifecycletest" in slurm_cmd(conf, *show_cluster).stdout.split(),
             )
         finally:
             stop(work / "slurmctld.pid")
