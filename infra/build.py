@@ -40,7 +40,7 @@ def build_app(context: Mapping[str, str] | None = None, outdir: str | None = Non
         # CDK's own template validation adds some 15 s to every synth; the tests run cfn-lint instead.
         builtin_cloud_formation_validation=False,
     )
-    config = ClusterConfig.from_context(app.node.try_get_context)
+    config = ClusterConfig.from_mapping(app.node.get_all_context())
     HyperPodStack(app, config.stack_name, config=config, lifecycle_dir=LIFECYCLE_DIR)
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app

@@ -165,6 +165,13 @@ class ClusterConfig:
 
     @classmethod
     def from_mapping(cls, context: Mapping[str, Any]) -> ClusterConfig:
+        """From a whole context, refusing keys that look like ours but are not (a typo in
+        `-c worker_cont=4` must not silently deploy the default)."""
+        known = {field.name for field in fields(cls)}
+        # CDK's own keys are namespaced ("@aws-cdk/...", "aws:cdk:...", "availability-zones:...").
+        unknown = sorted(k for k in context if k not in known and re.fullmatch(r"[a-z][a-z0-9_]*", k))
+        if unknown:
+            raise ConfigError(unknown[0], f"is not a setting; the settings are: {', '.join(sorted(known))}")
         return cls.from_context(context.get)
 
 

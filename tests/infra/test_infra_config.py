@@ -67,3 +67,16 @@ def test_a_bad_value_fails_naming_its_key(key: str, value: Any, says: str) -> No
 def test_trn1_is_valid_in_the_regions_that_offer_it() -> None:
     for region in ("us-east-1", "us-east-2", "us-west-2"):
         ClusterConfig(region=region, availability_zone=f"{region}a")
+
+
+def test_a_misspelt_key_is_refused_rather_than_ignored() -> None:
+    with pytest.raises(ConfigError, match="is not a setting") as error:
+        ClusterConfig.from_mapping({"worker_cont": 4})
+
+    assert error.value.key == "worker_cont"
+
+
+def test_cdk_feature_flags_and_cli_keys_are_not_settings_but_are_allowed() -> None:
+    context = {"@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True, "aws:cdk:enable-path-metadata": True}
+
+    assert ClusterConfig.from_mapping(context) == ClusterConfig()
