@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.prompts import encode_prompt, format_prompt
+from training.prompts import encode_prompts, format_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -187,11 +188,18 @@ def resolve_paths(dataset_path: str) -> list[Path]:
     return [path]
 
 
-def tokenize(examples: list[Example], tokenizer: Any) -> list[list[int]]:
-    """BOS + formatted example + EOS, per example."""
+def tokenize(examples: list[Example], tokenizer: Any, chunk: int = 1000) -> list[list[int]]:
+    """BOS + formatted example + EOS, per example (batched; a progress bar on the first rank)."""
+    from tqdm.auto import tqdm
+
     if tokenizer.eos_token_id is None:
         raise DataError("the tokenizer has no EOS token; the model could never learn to stop")
-    return [[*encode_prompt(tokenizer, ex.text()), tokenizer.eos_token_id] for ex in examples]
+    out: list[list[int]] = []
+    quiet = os.environ.get("RANK", "0") != "0" or len(examples) <= chunk
+    for start in tqdm(range(0, len(examples), chunk), desc="tokenizing", unit="chunk", disable=quiet):
+        texts = [ex.text() for ex in examples[start : start + chunk]]
+        out += [[*ids, tokenizer.eos_token_id] for ids in encode_prompts(tokenizer, texts)]
+    return out
 
 
 def pack(sequences: list[list[int]], max_seq_length: int, pad_token_id: int) -> PackedData:

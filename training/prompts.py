@@ -29,13 +29,16 @@ def format_prompt(instruction: str, context: str = "", response: str | None = No
     return text
 
 
-def encode_prompt(tokenizer: Any, text: str) -> list[int]:
-    """Token ids of `text` with the model's BOS in front (if it has one) and no other special tokens.
+def encode_prompts(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+    """Token ids of each text with the model's BOS in front (if it has one) and no other special tokens.
 
     Tokenizers disagree on whether they add BOS themselves (Llama 3 does, the tiny
     test tokenizer does not); adding it here makes both behave the same.
     """
-    ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
-    if tokenizer.bos_token_id is not None:
-        ids = [tokenizer.bos_token_id, *ids]
-    return ids
+    batch: list[list[int]] = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    return [[*bos, *ids] for ids in batch]
+
+
+def encode_prompt(tokenizer: Any, text: str) -> list[int]:
+    return encode_prompts(tokenizer, [text])[0]

@@ -79,3 +79,25 @@ def test_loss_plot_is_a_png_with_the_curve(lora_run: Run) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     height, width, _ = matplotlib.image.imread(str(png)).shape
     assert width > height >= 400
+
+
+def test_full_finetune_trains_every_weight_and_leaves_a_loadable_model(tiny_model: Path, dolly_path: Path,
+                                                                        tmp_path: Path) -> None:
+    from training_helpers import parse_finetune
+
+    from training.finetune import main
+    from training.generate import GenerateArguments
+    from training.generate import main as generate
+
+    out = tmp_path / "full"
+    summary = main(*parse_finetune([
+        "--model_name_or_path", str(tiny_model), "--dataset_path", str(dolly_path), "--output_dir", str(out),
+        "--backend", "cpu", "--full_finetune", "true", "--max_seq_length", "64", "--max_steps", "4",
+        "--save_steps", "4", "--logging_steps", "2", "--eval_fraction", "0"]))
+    assert summary is not None
+    assert summary["trainable_params"] == summary["total_params"] and summary["lora"] is None
+    assert summary["final_eval_loss"] is None  # no eval split asked for
+    assert (out / "model.safetensors").exists() and (out / "config.json").exists()
+    assert not (out / "adapter_config.json").exists()
+    answer = generate(GenerateArguments(model_path=str(out), prompt="Add 1 and 2.", max_new_tokens=4))
+    assert isinstance(answer, str)  # it loaded as a plain model and generated
