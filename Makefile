@@ -4,6 +4,8 @@ SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# jsii prints a long end-of-life banner for Node 20 on every synth otherwise.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 SHELL_SCRIPTS = $(shell git ls-files '*.sh' '*.sbatch' 'jobs/submit' 'lifecycle/*.sh' .ci/run 2>/dev/null | sort -u)
 
 .PHONY: setup lint test unit demo down synth bench clean
