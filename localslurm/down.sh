@@ -17,43 +17,48 @@ CONF=${STATE}/etc/slurm.conf
 
 log() { printf '[localslurm] %s\n' "$*"; }
 
-# stop NAME PIDFILE: TERM, then KILL after the timeout; the pid file goes either way
+# stop PIDFILE...: TERM to all of them at once, KILL to any still there after the timeout
 stop() {
-    local name=$1 pidfile=$2 pid
-    if [[ ! -s "$pidfile" ]]; then
-        return
-    fi
-    pid=$(cat "$pidfile")
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid"
-        local deadline=$((SECONDS + LOCALSLURM_STOP_TIMEOUT_S))
+    local pidfile pid
+    local -A pids=()
+    for pidfile in "$@"; do
+        [[ -s "$pidfile" ]] || continue
+        pid=$(cat "$pidfile")
+        if kill -0 "$pid" 2>/dev/null && kill -TERM "$pid" 2>/dev/null; then
+            pids[$pidfile]=$pid
+        fi
+    done
+    local deadline=$((SECONDS + LOCALSLURM_STOP_TIMEOUT_S))
+    for pidfile in "${!pids[@]}"; do
+        pid=${pids[$pidfile]}
         while kill -0 "$pid" 2>/dev/null; do
             if ((SECONDS >= deadline)); then
-                log "$name (pid $pid) ignored TERM for ${LOCALSLURM_STOP_TIMEOUT_S}s; killing it"
+                log "pid $pid ($pidfile) ignored TERM for ${LOCALSLURM_STOP_TIMEOUT_S}s; killing it"
                 kill -KILL "$pid" 2>/dev/null || true
                 break
             fi
-            sleep 0.2
+            sleep 0.1
         done
-        log "$name stopped (pid $pid)"
-    fi
-    rm -f "$pidfile"
+        log "stopped $(basename "$pidfile" .pid) (pid $pid)"
+    done
+    for pidfile in "$@"; do rm -f "$pidfile"; done
 }
 
-if [[ -f "$CONF" && -s "${STATE}/run/slurmctld.pid" ]] && kill -0 "$(cat "${STATE}/run/slurmctld.pid")" 2>/dev/null; then
-    # cancel jobs so their steps end before the slurmd that would clean them up
-    if SLURM_CONF="$CONF" scancel --full --quiet --partition="$(sed -n 's/^PartitionName=\([^ ]*\).*/\1/p' "$CONF")"; then
-        sleep 1
+ctld_pidfile=${STATE}/run/slurmctld.pid
+if [[ -f "$CONF" && -s "$ctld_pidfile" ]] && kill -0 "$(cat "$ctld_pidfile")" 2>/dev/null; then
+    # cancel jobs first, so their steps end while slurmd is there to clean them up
+    jobs=$(SLURM_CONF="$CONF" squeue -h -o %i 2>/dev/null || true)
+    if [[ -n "$jobs" ]]; then
+        log "cancelling jobs: $(tr '\n' ' ' <<<"$jobs")"
+        # shellcheck disable=SC2086 # one job id per word
+        SLURM_CONF="$CONF" scancel --full $jobs
+        sleep 2
     fi
 fi
 
-for pidfile in "${STATE}"/run/slurmd-*.pid; do
-    [[ -e "$pidfile" ]] || continue
-    node=${pidfile##*/slurmd-}
-    stop "slurmd ${node%.pid}" "$pidfile"
-done
-stop slurmctld "${STATE}/run/slurmctld.pid"
-stop munged "${STATE}/munge/munged.pid"
+# the Slurm daemons together, munged (which they authenticate with) last
+stop "${STATE}"/run/slurmd-*.pid "$ctld_pidfile"
+stop "${STATE}/munge/munged.pid"
 
 if [[ "$LOCALSLURM_PURGE" == 1 ]]; then
     rm -rf "${STATE:?}/etc" "${STATE:?}/ctld" "${STATE:?}/spool" "${STATE:?}/run" "${STATE:?}/munge"

@@ -83,10 +83,10 @@ class LocalCluster:
         return subprocess.run(cmd, env=self.env, cwd=ROOT, text=True, capture_output=True, timeout=timeout,
                               check=check)
 
-    def submit(self, *steps: str, run_name: str, wait: bool = True, timeout: float = 600,
-               **settings: str) -> subprocess.CompletedProcess[str]:
-        """jobs/submit with the local pipeline profile (localslurm/pipeline.sh) and these settings on top."""
-        env = {**self.env, "RUN_NAME": run_name, "POLL_S": "1", **settings}
+    def submit(self, *steps: str, run_name: str, settings: dict[str, str] | None = None, wait: bool = True,
+               timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """jobs/submit with the local pipeline profile (localslurm/pipeline.sh) and `settings` on top."""
+        env = {**self.env, "RUN_NAME": run_name, "POLL_S": "1", **(settings or {})}
         script = 'source localslurm/pipeline.sh && exec jobs/submit "$@"'
         args = (["--wait"] if wait else []) + list(steps)
         return subprocess.run(["bash", "-c", script, "submit", *args], env=env, cwd=ROOT, text=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pytest
 from jobs_helpers import QUICK_TRAINING, LocalCluster, parse_submitted, read_json
@@ -28,12 +29,9 @@ class Chain:
 @pytest.fixture(scope="module")
 def chain(local_cluster: LocalCluster) -> Chain:
     run_dir = local_cluster.run_dir("chain")
-    result = local_cluster.submit(
-        run_name="chain",
-        # its own model dir, so the download step really creates it
-        MODEL_DIR=str(run_dir / "model"), DATASET_PATH=str(run_dir / "data" / "dolly.jsonl"),
-        **QUICK_TRAINING,
-    )
+    # its own model dir, so the download step really creates it
+    result = local_cluster.submit(run_name="chain", settings={
+        **QUICK_TRAINING, "MODEL_DIR": str(run_dir / "model"), "DATASET_PATH": str(run_dir / "data" / "dolly.jsonl")})
     return Chain(result, parse_submitted(result.stdout), run_dir, local_cluster)
 
 
@@ -89,8 +87,8 @@ def test_the_merged_model_loads_and_generates(chain: Chain) -> None:
     tokenizer = AutoTokenizer.from_pretrained(merged)
     ids = tokenizer("What is the capital of France?", return_tensors="pt").input_ids
     with torch.inference_mode():
-        out = model.generate(ids, max_new_tokens=4, min_new_tokens=4, do_sample=False,
-                             pad_token_id=tokenizer.pad_token_id)
+        out = cast(torch.Tensor, model.generate(ids, max_new_tokens=4, min_new_tokens=4, do_sample=False,
+                                                pad_token_id=tokenizer.pad_token_id))
     assert out.shape == (1, ids.shape[1] + 4)
     assert "peft_config" not in model.config.to_dict()  # a plain model: the adapter is folded in
 

@@ -15,16 +15,16 @@ def tiny_assets(local_cluster: LocalCluster) -> dict[str, str]:
     """A tiny model and data set made by the download step, shared by the tests here."""
     assets = {"MODEL_DIR": str(local_cluster.fsx / "models" / "tiny-llama"),
               "DATASET_PATH": str(local_cluster.fsx / "data" / "dolly-tiny.jsonl")}
-    result = local_cluster.submit("download", run_name="assets", **assets)
+    result = local_cluster.submit("download", run_name="assets", settings=assets)
     assert result.returncode == 0, result.stdout + result.stderr
     return assets
 
 
 def test_a_failed_step_cancels_every_later_step(local_cluster: LocalCluster, tiny_assets: dict[str, str],
                                                 tmp_path: Path) -> None:
+    missing = {**tiny_assets, **QUICK_TRAINING, "DATASET_PATH": str(tmp_path / "absent.jsonl")}
     result = local_cluster.submit("train", "consolidate", "merge", "generate", run_name="missing-data",
-                                  **{**tiny_assets, "DATASET_PATH": str(tmp_path / "absent.jsonl")},
-                                  **QUICK_TRAINING)
+                                  settings=missing)
     ids = parse_submitted(result.stdout)
     records = local_cluster.jobcomp()
     assert records[ids["train"]]["JobState"] == "FAILED"
@@ -35,9 +35,8 @@ def test_a_failed_step_cancels_every_later_step(local_cluster: LocalCluster, tin
 
 def test_submit_names_the_failed_step_and_exits_non_zero(local_cluster: LocalCluster, tiny_assets: dict[str, str],
                                                          tmp_path: Path) -> None:
-    result = local_cluster.submit("train", "consolidate", run_name="missing-data-2",
-                                  **{**tiny_assets, "DATASET_PATH": str(tmp_path / "absent.jsonl")},
-                                  **QUICK_TRAINING)
+    missing = {**tiny_assets, **QUICK_TRAINING, "DATASET_PATH": str(tmp_path / "absent.jsonl")}
+    result = local_cluster.submit("train", "consolidate", run_name="missing-data-2", settings=missing)
     assert result.returncode == 1
     assert "step train" in result.stderr and "ended FAILED" in result.stderr
     assert "(consolidate) will not run" in result.stderr
@@ -48,8 +47,8 @@ def test_submit_names_the_failed_step_and_exits_non_zero(local_cluster: LocalClu
 def test_a_requeued_training_job_resumes_from_its_last_checkpoint_and_loses_no_step(
         local_cluster: LocalCluster, tiny_assets: dict[str, str]) -> None:
     max_steps, save_steps, kill_after = 40, 5, 10
-    submitted = local_cluster.submit("train", run_name="requeue", wait=False, **tiny_assets,
-                                     MAX_STEPS=str(max_steps), SAVE_STEPS=str(save_steps))
+    submitted = local_cluster.submit("train", run_name="requeue", wait=False, settings={
+        **tiny_assets, "MAX_STEPS": str(max_steps), "SAVE_STEPS": str(save_steps)})
     job = parse_submitted(submitted.stdout)["train"]
     out = local_cluster.run_dir("requeue") / "train"
 
