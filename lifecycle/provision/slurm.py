@@ -38,12 +38,25 @@ def is_active(ctx: Context, unit: str) -> bool:
     return ctx.host.runner.run(["systemctl", "is-active", "--quiet", unit], check=False).ok
 
 
-def mask(ctx: Context, unit: str) -> None:
-    """The AMI ships both daemons' units; the wrong one on a node must never start."""
-    state = ctx.host.runner.run(["systemctl", "is-enabled", unit], check=False).stdout.strip()
-    if state != "masked":
-        ctx.host.runner.run(["systemctl", "disable", "--now", unit], check=False)
-        ctx.host.runner.run(["systemctl", "mask", unit])
+def keep_stopped(ctx: Context, unit: str) -> None:
+    """The AMI ships both daemons' units; the wrong one on a node must never start.
+
+    `systemctl mask` refuses a unit whose file is in /etc/systemd/system, where the
+    HyperPod AMI puts Slurm's, so such a file is moved aside (systemd ignores it then).
+    """
+    run = ctx.host.runner.run
+    unit_file = f"/etc/systemd/system/{unit}.service"
+    aside = f"{unit_file}.disabled-by-lifecycle"
+    if ctx.host.path(unit_file).is_file() and not ctx.host.path(unit_file).is_symlink():
+        run(["systemctl", "disable", "--now", unit], check=False)
+        ctx.host.path(unit_file).replace(ctx.host.path(aside))
+        print(f"moved {unit_file} to {aside}", flush=True)
+        run(["systemctl", "daemon-reload"])
+    elif ctx.host.exists(aside):
+        print(f"{unit} already kept from starting ({aside})", flush=True)
+    elif run(["systemctl", "is-enabled", unit], check=False).stdout.strip() != "masked":
+        run(["systemctl", "disable", "--now", unit], check=False)
+        run(["systemctl", "mask", unit])
 
 
 def start(ctx: Context, unit: str, changed: bool = False, require_active: bool = True) -> None:
@@ -70,7 +83,7 @@ def start(ctx: Context, unit: str, changed: bool = False, require_active: bool =
 
 
 def start_slurmctld(ctx: Context) -> None:
-    mask(ctx, "slurmd")
+    keep_stopped(ctx, "slurmd")
     start(ctx, "slurmctld", changed="slurm_conf" in ctx.changed)
 
     def attempt() -> str | None:
@@ -95,7 +108,7 @@ def slurmd_dropin(ctx: Context) -> str:
 
 
 def start_slurmd(ctx: Context) -> None:
-    mask(ctx, "slurmctld")
+    keep_stopped(ctx, "slurmctld")
     changed = ctx.host.write(SLURMD_DROPIN, slurmd_dropin(ctx))
     # A login node's slurmd only fetches the config for the client commands and may
     # exit after that (login nodes are not in the node list), so only workers must keep it up.

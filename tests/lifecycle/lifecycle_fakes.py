@@ -91,6 +91,9 @@ def make_root(path: Path) -> Path:
     (path / "opt/slurm/etc/accounting.conf").write_text("")
     (path / "etc/systemd/system").mkdir(parents=True)
     shutil.copy(FIXTURES / "slurmd.service", path / "etc/systemd/system/slurmd.service")
+    (path / "etc/systemd/system/slurmctld.service").write_text(
+        "[Service]\nExecStart=/opt/slurm/sbin/slurmctld -D -s $SLURMCTLD_OPTIONS\n"
+    )
     (path / "dev").mkdir()
     return path
 

@@ -57,8 +57,15 @@ def test_daemons_start_in_order_mariadb_slurmdbd_slurmctld(controller):
     _, runner = controller
     started = [c[-1] for c in runner.commands if c[:3] == ["systemctl", "enable", "--now"]]
     assert started == ["mariadb", "slurmdbd", "slurmctld"]
-    assert ["systemctl", "mask", "slurmd"] in runner.commands
     assert ["scontrol", "ping"] in runner.commands
+
+
+def test_slurmd_unit_is_moved_aside_so_it_never_starts_on_the_controller(controller):
+    root, runner = controller
+    units = root / "etc/systemd/system"
+    assert not (units / "slurmd.service").exists()
+    assert (units / "slurmd.service.disabled-by-lifecycle").is_file()
+    assert ["systemctl", "disable", "--now", "slurmd"] in runner.commands
 
 
 def test_controller_gets_fsx_and_the_shared_home_but_no_neuron_venv(controller):

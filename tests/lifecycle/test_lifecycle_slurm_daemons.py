@@ -20,6 +20,7 @@ import pytest
 from lifecycle_daemons import free_port, port_open, slurm_cmd, slurm_conf, stop, wait_until
 from provision.accounting import accounting_conf, database_sql, slurmdbd_conf
 from provision.host import Host
+from provision.node import primary_ip
 from provision.runner import RecordingRunner
 
 DAEMONS = ("munged", "slurmctld", "scontrol", "sacctmgr", "slurmdbd", "mariadbd", "mariadb-install-db", "mysql")
@@ -81,7 +82,9 @@ def test_generated_accounting_runs_on_real_mariadb_slurmdbd_and_slurmctld(work: 
     dbd_conf = write_generated(etc, "slurmdbd.conf", text, 0o600)
     slurm = pwd.getpwnam("slurm")
     os.chown(dbd_conf, slurm.pw_uid, slurm.pw_gid)
-    accounting = write_generated(etc, "accounting.conf", accounting_conf("127.0.0.1", dbd_port), 0o644)
+    # The controller's VPC address, not loopback: slurmdbd (DbdHost=localhost) must answer on it.
+    controller_ip = primary_ip()
+    accounting = write_generated(etc, "accounting.conf", accounting_conf(controller_ip, dbd_port), 0o644)
     # This test's munged for the connection to slurmdbd too (HyperPod uses the default socket).
     conf = slurm_conf(work, munge, extra=f"AccountingStoragePass={munge}\nInclude {accounting}")
 
@@ -95,7 +98,7 @@ def test_generated_accounting_runs_on_real_mariadb_slurmdbd_and_slurmctld(work: 
             shown = slurm_cmd(conf, "scontrol", "show", "config").stdout
             settings = {k.strip(): v.strip() for k, _, v in (ln.partition("=") for ln in shown.splitlines()) if v}
             assert settings["AccountingStorageType"] == "accounting_storage/slurmdbd"
-            assert settings["AccountingStorageHost"] == "127.0.0.1"
+            assert settings["AccountingStorageHost"] == controller_ip
             assert settings["AccountingStoragePort"] == str(dbd_port)
             assert settings["JobAcctGatherType"] == "jobacct_gather/linux"
             assert settings["JobAcctGatherFrequency"].startswith("30")

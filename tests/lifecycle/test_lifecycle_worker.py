@@ -106,7 +106,14 @@ def test_slurmd_starts_last_with_the_controller_as_conf_server(worker):
     assert dropin == '[Service]\nEnvironment="SLURMD_OPTIONS=--conf-server 10.1.0.10"\n'
     start = index(commands, ["systemctl", "enable", "--now", "slurmd"])
     assert start > index(commands, [str(root / "fsx/envs/neuron/bin/pip")])
-    assert ["systemctl", "mask", "slurmctld"] in commands
+    assert (root / "etc/systemd/system/slurmctld.service.disabled-by-lifecycle").is_file()
+
+
+def test_slurmctld_unit_from_a_package_is_masked_instead(root: Path):
+    (root / "etc/systemd/system/slurmctld.service").unlink()
+    runner = recorder(fresh_rules())
+    run_node(root, WORKER_IP, runner)
+    assert ["systemctl", "mask", "slurmctld"] in runner.commands
 
 
 def test_lifecycle_scripts_are_kept_on_the_node_for_the_post_create_check(worker):
