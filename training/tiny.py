@@ -154,7 +154,7 @@ def main(args: TinyArguments) -> None:
 
 
 if __name__ == "__main__":
-    from transformers import HfArgumentParser
+    from training.cli import parse
 
-    (parsed,) = HfArgumentParser(TinyArguments).parse_args_into_dataclasses()
+    (parsed,) = parse((TinyArguments,), description=__doc__)
     main(parsed)
