@@ -9,7 +9,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lifecycle_fakes import LIFECYCLE, PARAMS, RESOURCES, WORKER_IP, fresh_rules, rule
+from lifecycle_fakes import (
+    LIFECYCLE,
+    PARAMS,
+    RESOURCES,
+    WORKER_IP,
+    fresh_rules,
+    mark_mounted,
+    mutating,
+    provisioned_rules,
+    rule,
+    snapshot,
+)
 
 ON_CREATE = LIFECYCLE / "on_create.sh"
 
@@ -45,6 +56,20 @@ def test_worker_provisions_and_logs_every_step(root: Path, tmp_path: Path):
         assert f"<== {step} ok" in log
     assert log.rstrip().endswith("done")
     assert ["systemctl", "enable", "--now", "slurmd"] in recorded(tmp_path)
+
+
+def test_running_it_again_changes_nothing_but_the_log(root: Path, tmp_path: Path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    assert on_create(root, first, fresh_rules()).returncode == 0
+    mark_mounted(root)
+    log = "var/log/provision/provisioning.log"
+    before = {k: v for k, v in snapshot(root).items() if k != log}
+    proc = on_create(root, second, provisioned_rules())
+    assert proc.returncode == 0, proc.stdout
+    assert {k: v for k, v in snapshot(root).items() if k != log} == before
+    assert mutating(recorded(second)) == []
 
 
 def test_failing_step_exits_non_zero_and_names_the_step(root: Path, tmp_path: Path):
