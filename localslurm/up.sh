@@ -61,6 +61,7 @@ ensure_hosts() {
         fi
         [[ "$LOCALSLURM_EDIT_HOSTS" == 1 ]] \
             || die "$name does not resolve; add '$addr $name' to /etc/hosts or set LOCALSLURM_EDIT_HOSTS=1"
+        [[ -w /etc/hosts ]] || die "$name does not resolve and /etc/hosts is not writable: add '$addr $name' (as root)"
         log "adding '$addr $name' to /etc/hosts"
         printf '%s %s  # localslurm\n' "$addr" "$name" >>/etc/hosts
     done

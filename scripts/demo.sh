@@ -47,9 +47,13 @@ print(f"trainable parameters: {summary['trainable_params']:,} of {summary['total
       f"({100 * summary['trainable_params'] / summary['total_params']:.2f}%)")
 print(f"processes:            {summary['world_size']} ({summary['backend']}, "
       f"data parallel {summary['data_parallel_size']})")
+steps, wall = summary.get("session_steps", summary["steps"]), summary.get("wall_time_s")
+if wall:
+    print(f"training speed:       {steps} steps in {wall:.1f} s ({wall / steps:.3f} s/step, "
+          f"{summary.get('tokens_per_second', 0):.0f} tokens/s)")
 print(f"merged model:         {run / 'merged'}")
 print(f"sample generation:    {(run / 'generation.txt').read_text().strip()!r}")
-print("wall time per step:")
+print("wall time per pipeline step (job):")
 for line in (run / "submit.txt").read_text().splitlines():
     m = re.match(r"^(\w+)\s+(\d+)\s+COMPLETED", line)
     if not m:
