@@ -1,5 +1,6 @@
 """Turn a synthesized CloudFormation template's tokens into concrete values, so the
-AWS::SageMaker::Cluster properties infra/ produces can be sent to moto's CreateCluster.
+AWS::SageMaker::Cluster properties infra/ produces can be sent, unchanged, to CreateCluster
+(botocore validates them against the API model on the way to moto).
 
 Only the intrinsics CDK emits for this stack are understood; anything else fails
 loudly with the token, so a template change shows up here as a clear error.
@@ -11,9 +12,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import botocore.session
-from botocore.model import ListShape, Shape, StructureShape
 
 
 @dataclass(frozen=True)
@@ -93,19 +91,3 @@ class Resolver:
 
     def _type(self, lid: str) -> str:
         return str(self.template["Resources"].get(lid, {}).get("Type", "unknown"))
-
-
-def only_api_members(value: Any, shape: Shape) -> Any:
-    """Drop CloudFormation-only keys (e.g. read-only CurrentCount) that the API would reject."""
-    if isinstance(shape, StructureShape) and isinstance(value, dict):
-        return {k: only_api_members(v, shape.members[k]) for k, v in value.items() if k in shape.members}
-    if isinstance(shape, ListShape) and isinstance(value, list):
-        return [only_api_members(v, shape.member) for v in value]
-    return value
-
-
-def create_cluster_kwargs(properties: Mapping[str, Any]) -> dict[str, Any]:
-    model = botocore.session.get_session().get_service_model("sagemaker")
-    shape = model.operation_model("CreateCluster").input_shape
-    result: dict[str, Any] = only_api_members(dict(properties), shape)
-    return result

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from hpctl_cfn import Physical, Resolver, create_cluster_kwargs
+from hpctl_cfn import Physical, Resolver
 from typer.testing import CliRunner
 
 from hpctl.aws import Aws
@@ -144,7 +144,7 @@ def build_world(template: dict[str, Any], stack_name: str) -> World:
     )
     (cluster_lid,) = resolver.resource_ids("AWS::SageMaker::Cluster")
     properties = resolver.resolve(template["Resources"][cluster_lid]["Properties"])
-    arn = session.client("sagemaker").create_cluster(**create_cluster_kwargs(properties))["ClusterArn"]
+    arn = session.client("sagemaker").create_cluster(**properties)["ClusterArn"]
     name = properties["ClusterName"]
 
     resolver = Resolver(

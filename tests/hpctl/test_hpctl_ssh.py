@@ -152,6 +152,7 @@ def test_print_config_writes_a_host_with_the_ssm_proxy_command(
         f"--parameters portNumber=%p --region {REGION}\n"
     ) in text
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in path.parent.iterdir()] == ["config"]  # no temp file left behind
 
 
 def test_print_config_again_replaces_its_entry_and_keeps_the_rest(
