@@ -228,22 +228,25 @@ def main(model_args: ModelArguments, data_args: DataArguments, train_args: Train
     output_dir = Path(train_args.output_dir)
     set_seed(train_args.seed)
 
+    summary_path = output_dir / "summary.json"
+    checkpoint = None if compile_pass or not train_args.resume else latest_complete_checkpoint(output_dir)
+    resumed_from = checkpoint_step(checkpoint) if checkpoint else 0
+    if checkpoint and 0 < train_args.max_steps <= resumed_from and summary_path.exists():
+        # a requeued job whose work is done: keep its results rather than redo the last save and evaluation
+        logger.info("%s already reached max_steps=%d; nothing to do", checkpoint, train_args.max_steps)
+        return json.loads(summary_path.read_text()) if os.environ.get("RANK", "0") == "0" else None
+    if checkpoint and backend == "neuron":
+        logger.warning("optimum-neuron 0.4.5 cannot resume a trainer from %s; training again from step 0 "
+                       "(the checkpoint is left in place)", checkpoint)
+        checkpoint, resumed_from = None, 0
+    if checkpoint:
+        logger.info("resuming from %s (step %d)", checkpoint, resumed_from)
+
     tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
     if tokenizer.pad_token is None:  # Llama 3 has none; pads are masked out of the loss anyway
         tokenizer.pad_token = tokenizer.eos_token
     data = prepare(data_args.dataset_path, tokenizer, data_args.max_seq_length, data_args.eval_fraction,
                    train_args.seed, data_args.skip_bad_rows)
-
-    checkpoint = None
-    if train_args.resume and not compile_pass:
-        checkpoint = latest_complete_checkpoint(output_dir)
-    if checkpoint is not None and backend == "neuron":
-        logger.warning("optimum-neuron 0.4.5 cannot resume a trainer from %s; training again from step 0 "
-                       "(the checkpoint is left in place)", checkpoint)
-        checkpoint = None
-    resumed_from = checkpoint_step(checkpoint) if checkpoint else 0
-    if checkpoint:
-        logger.info("resuming from %s (step %d)", checkpoint, resumed_from)
 
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     tp = model_args.tensor_parallel_size if backend == "neuron" else 1
@@ -293,7 +296,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, train_args: Train
     trainable, total = count_parameters(trainer.model)
     final_loss, final_eval = final_value(records, "loss"), final_value(records, "eval_loss")
     summary = write_summary(
-        output_dir / "summary.json",
+        summary_path,
         backend=backend,
         model_name_or_path=model_args.model_name_or_path,
         dataset_path=data_args.dataset_path,

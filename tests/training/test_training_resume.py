@@ -63,6 +63,12 @@ def test_a_killed_run_resumes_from_its_checkpoint(tiny_model: Path, dolly_path: 
     assert steps == [1, *range(10, 121, 10)]  # nothing logged twice around the crash
 
 
+    third = run_module("training.finetune", *args)  # requeued once more after finishing: a no-op
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "already reached max_steps=120; nothing to do" in third.stderr
+    assert json.loads((out / "summary.json").read_text()) == summary
+
+
 @pytest.mark.timeout(300)
 def test_the_compile_pass_runs_few_steps_and_leaves_nothing_to_resume(tiny_model: Path, dolly_path: Path,
                                                                       tmp_path: Path) -> None:
