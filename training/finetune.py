@@ -30,7 +30,7 @@ from training.backends import BACKENDS, is_compile_pass
 
 logger = logging.getLogger("training.finetune")
 
-COMPILE_PASS_STEPS = 5
+COMPILE_PASS_STEPS = 10  # enough to trace every graph of a step, the optimizer update and logging
 
 
 @dataclass
