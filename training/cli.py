@@ -9,19 +9,25 @@ fall back to a default.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import sys
 from pathlib import Path
 from typing import Any, cast
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown, and the module docstring's examples kept as written."""
+
+
 def parse(dataclass_types: tuple[type, ...], argv: list[str] | None = None,
-          description: str | None = None) -> tuple[Any, ...]:
+          description: str | None = None, prog: str | None = None) -> tuple[Any, ...]:
     """Instances of `dataclass_types` from `argv` (default sys.argv[1:]), a leading *.yaml being a recipe."""
     from transformers import HfArgumentParser
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser(cast(Any, dataclass_types), description=description)
+    parser = HfArgumentParser(cast(Any, dataclass_types), description=description, prog=prog,
+                              formatter_class=_HelpFormatter)
     if argv and argv[0].endswith((".yaml", ".yml")) and not argv[0].startswith("-"):
         recipe = load_recipe(Path(argv.pop(0)), dataclass_types)
         for action in parser._actions:

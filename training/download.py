@@ -149,7 +149,7 @@ def main(args: DownloadArguments) -> Path:
 if __name__ == "__main__":
     from training.cli import parse
 
-    (parsed,) = parse((DownloadArguments,), description=__doc__)
+    (parsed,) = parse((DownloadArguments,), description=__doc__, prog="python -m training.download")
     try:
         main(parsed)
     except DownloadError as err:

@@ -340,7 +340,7 @@ if __name__ == "__main__":
     from training.cli import parse
     from training.data import DataError
 
-    parsed = parse(ARGUMENT_TYPES, description=__doc__)
+    parsed = parse(ARGUMENT_TYPES, description=__doc__, prog="python -m training.finetune")
     try:
         main(*parsed)
     except (BackendUnavailable, DataError) as err:  # a clear message; tracebacks are for bugs

@@ -100,5 +100,5 @@ def main(args: GenerateArguments) -> str:
 if __name__ == "__main__":
     from training.cli import parse
 
-    (parsed,) = parse((GenerateArguments,), description=__doc__)
+    (parsed,) = parse((GenerateArguments,), description=__doc__, prog="python -m training.generate")
     main(parsed)
