@@ -15,7 +15,7 @@ setup:
 
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy infra training hpctl
+	$(VENV)/bin/mypy infra training hpctl lifecycle
 	shellcheck -x $(SHELL_SCRIPTS)
 
 ## the README's test command: install, lint, every test (the local Slurm ones included)

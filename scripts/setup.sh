@@ -6,7 +6,7 @@ set -euo pipefail
 
 : "${VENV:=.venv}"
 : "${PYTHON:=python3}"
-: "${APT_PACKAGES:=slurm-wlm munge shellcheck}"
+: "${APT_PACKAGES:=slurm-wlm munge shellcheck slurmdbd mariadb-server}"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
