@@ -13,6 +13,7 @@ from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from infra.config import ClusterConfig
+from infra.project_bundle import stage_project
 from infra.stack import HyperPodStack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +42,12 @@ def build_app(context: Mapping[str, str] | None = None, outdir: str | None = Non
         builtin_cloud_formation_validation=False,
     )
     config = ClusterConfig.from_mapping(app.node.get_all_context())
-    HyperPodStack(app, config.stack_name, config=config, lifecycle_dir=LIFECYCLE_DIR)
+    HyperPodStack(
+        app,
+        config.stack_name,
+        config=config,
+        lifecycle_dir=LIFECYCLE_DIR,
+        project_bundle_dir=stage_project(ROOT),
+    )
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app

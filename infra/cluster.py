@@ -41,6 +41,7 @@ class HyperPodCluster(Construct):
         bucket: s3.IBucket,
         lifecycle_prefix: str,
         lifecycle_dir: Path,
+        project_bundle_dir: Path,
         provisioning_parameters: Mapping[str, Any],
         subnet: ec2.ISubnet,
         security_group: ec2.ISecurityGroup,
@@ -57,6 +58,8 @@ class HyperPodCluster(Construct):
             destination_key_prefix=lifecycle_prefix,
             sources=[
                 s3deploy.Source.asset(str(lifecycle_dir), exclude=LIFECYCLE_EXCLUDES),
+                # project/: the training package and job templates the workers install on FSx.
+                s3deploy.Source.asset(str(project_bundle_dir)),
                 # json.dumps, not Source.json_data, which drops the contract's null values.
                 # String tokens stay quoted and are filled in at deploy time.
                 s3deploy.Source.data(PROVISIONING_PARAMETERS, json.dumps(provisioning_parameters, indent=2)),

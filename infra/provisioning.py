@@ -19,6 +19,7 @@ DEFAULT_USER = "ubuntu"
 OPTIMUM_NEURON_VERSION = "0.4.5"
 NEURON_VENV = f"{FSX_MOUNT_POINT}/envs/neuron"
 NEURON_COMPILE_CACHE = f"{FSX_MOUNT_POINT}/neuron-cache"
+PROJECT_DIR = f"{FSX_MOUNT_POINT}/src/hyperpod-trn-lora"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,6 +90,7 @@ def provisioning_parameters(
         "neuron_venv": NEURON_VENV,
         "optimum_neuron_version": OPTIMUM_NEURON_VERSION,
         "neuron_compile_cache": NEURON_COMPILE_CACHE,
+        "project_dir": PROJECT_DIR,
         "region": config.region,
         "hf_token_secret_arn": hf_token_secret_arn,
     }

@@ -30,6 +30,7 @@ class HyperPodStack(Stack):
         *,
         config: ClusterConfig,
         lifecycle_dir: Path,
+        project_bundle_dir: Path,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -78,6 +79,7 @@ class HyperPodStack(Stack):
             bucket=storage.bucket,
             lifecycle_prefix=LIFECYCLE_PREFIX,
             lifecycle_dir=lifecycle_dir,
+            project_bundle_dir=project_bundle_dir,
             provisioning_parameters=provisioning_parameters(
                 config,
                 fsx_dns_name=fs.dns_name,

@@ -220,3 +220,22 @@ def test_the_uploaded_scripts_leave_out_tests_and_caches(
     assert "__pycache__" not in names
     assert "tests" not in names
     assert not any(n.endswith(".pyc") for n in names)
+
+
+def test_the_training_package_and_job_templates_ship_as_project_next_to_the_scripts(
+    template: dict[str, Any], assembly_dir: Path
+) -> None:
+    _, deployment = only(template, "Custom::CDKBucketDeployment")
+    staged = [
+        assembly_dir / f"asset.{k.removesuffix('.zip')}" for k in deployment["Properties"]["SourceObjectKeys"]
+    ]
+    (bundle,) = [d / "project" for d in staged if (d / "project").is_dir()]
+
+    assert (bundle / "pyproject.toml").is_file()
+    assert (bundle / "training" / "finetune.py").is_file()
+    assert (bundle / "jobs" / "submit").is_file()
+    assert not list(bundle.rglob("__pycache__"))
+
+
+def test_the_nodes_are_told_where_the_project_lives_on_fsx(provisioning: dict[str, Any]) -> None:
+    assert provisioning["project_dir"].startswith(provisioning["fsx_mount_point"] + "/")
