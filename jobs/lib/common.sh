@@ -17,7 +17,7 @@
 : "${MODEL_ID:=meta-llama/Meta-Llama-3-8B}"
 : "${MODEL_DIR:=${FSX_ROOT}/models/${MODEL_ID##*/}}"
 : "${DATASET_ID:=databricks/databricks-dolly-15k}"
-: "${DATASET_PATH:=${FSX_ROOT}/data/${DATASET_ID##*/}}"
+: "${DATASET_PATH:=${FSX_ROOT}/s3/datasets/${DATASET_ID##*/}}"
 : "${RUN_DIR:=${FSX_ROOT}/runs/${RUN_NAME}}"
 : "${LOG_DIR:=${RUN_DIR}/logs}"
 : "${OUTPUT_DIR:=${RUN_DIR}/train}"
@@ -103,21 +103,30 @@ export TOKENIZERS_PARALLELISM=false
 export PYTHONUNBUFFERED=1
 
 if [[ "$BACKEND" == neuron ]]; then
+    # The cluster's own Neuron job environment (written by the lifecycle scripts) comes first;
+    # what is already set in the environment wins over it, and it over the defaults below.
+    if [[ -r "${VENV_DIR}/neuron_env.sh" ]]; then
+        # shellcheck source=/dev/null
+        source "${VENV_DIR}/neuron_env.sh"
+    fi
     # EFA between trn1 nodes, with device RDMA; libfabric must survive the fork of data loaders
-    export FI_PROVIDER=efa
-    export FI_EFA_USE_DEVICE_RDMA=1
-    export FI_EFA_FORK_SAFE=1
+    export FI_PROVIDER=${FI_PROVIDER:-efa}
+    export FI_EFA_USE_DEVICE_RDMA=${FI_EFA_USE_DEVICE_RDMA:-1}
+    export FI_EFA_FORK_SAFE=${FI_EFA_FORK_SAFE:-1}
     # graphs compiled once (by neuron_parallel_compile) are reused by every node from FSx
-    export NEURON_COMPILE_CACHE_URL=${NEURON_CACHE_DIR}
-    export NEURON_CC_FLAGS="${NEURON_CC_FLAGS:---model-type=transformer --distribution-strategy=llm-training} --cache_dir=${NEURON_CACHE_DIR}"
-    export NEURON_FUSE_SOFTMAX=1
-    export NEURON_RT_ASYNC_EXEC_MAX_INFLIGHT_REQUESTS=3
-    export NEURON_RT_STOCHASTIC_ROUNDING_EN=1
+    export NEURON_COMPILE_CACHE_URL=${NEURON_COMPILE_CACHE_URL:-${NEURON_CACHE_DIR}}
+    export NEURON_CC_FLAGS=${NEURON_CC_FLAGS:---model-type=transformer --distribution-strategy=llm-training}
+    if [[ "$NEURON_CC_FLAGS" != *--cache_dir* ]]; then
+        NEURON_CC_FLAGS+=" --cache_dir=${NEURON_COMPILE_CACHE_URL}"
+    fi
+    export NEURON_FUSE_SOFTMAX=${NEURON_FUSE_SOFTMAX:-1}
+    export NEURON_RT_ASYNC_EXEC_MAX_INFLIGHT_REQUESTS=${NEURON_RT_ASYNC_EXEC_MAX_INFLIGHT_REQUESTS:-3}
+    export NEURON_RT_STOCHASTIC_ROUNDING_EN=${NEURON_RT_STOCHASTIC_ROUNDING_EN:-1}
     # torchrun starts one process per NeuronCore and torch-neuronx gives each local rank its core
     # (NEURON_RT_VISIBLE_CORES); NEURON_RT_NUM_CORES would fight that, so it must stay unset
     unset NEURON_RT_NUM_CORES
     # glibc's default of 8 arenas per core makes 32 ranks' host memory balloon
-    export MALLOC_ARENA_MAX=64
+    export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-64}
 fi
 
 # srun for every step: one failed task ends the step, and on HyperPod a faulty node
