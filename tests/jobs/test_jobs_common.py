@@ -162,3 +162,20 @@ def test_the_clusters_neuron_env_file_wins_over_the_defaults(tmp_path: Path) -> 
         'export NEURON_CC_FLAGS="${NEURON_CC_FLAGS:---target=trn1 --cache_dir=/cluster/cache}"\n')
     got = values(tmp_path, "NEURON_CC_FLAGS", "FI_PROVIDER", BACKEND="neuron", VENV_DIR=str(venv))
     assert got == {"NEURON_CC_FLAGS": "--target=trn1 --cache_dir=/cluster/cache", "FI_PROVIDER": "efa"}
+
+
+def test_submit_leaves_the_backend_to_be_resolved_on_the_compute_nodes(tmp_path: Path) -> None:
+    # The head node has no Neuron device; what it resolved must not reach the trn1 jobs.
+    # This stand-in for sbatch records the environment each job would be submitted with.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text('#!/usr/bin/env bash\nenv > "$ENV_RECORD"\necho 42\n')
+    (bin_dir / "sbatch").chmod(0o755)
+    record = tmp_path / "job.env"
+    env = {"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "ENV_RECORD": str(record),
+           "FSX_ROOT": str(tmp_path / "fsx"), "NEURON_DEVICE": str(tmp_path / "absent")}
+    result = subprocess.run([str(JOBS / "submit"), "train"], env=env, text=True, capture_output=True, check=False)
+    assert result.returncode == 0, result.stderr
+    names = {line.split("=", 1)[0] for line in record.read_text().splitlines()}
+    assert names & {"BACKEND", "MODEL_SOURCE", "PROCS_PER_NODE", "FI_PROVIDER"} == set()
+    assert "JOBS_DIR" in names
