@@ -1,0 +1,92 @@
+"""training.consolidate: 8 tensor-parallel ranks in, the exact peft adapter (or model) out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from shards_writer import write_sharded
+
+from training.consolidate import ConsolidateArguments, cli, main
+
+
+def _neuron_adapter_state(adapter: Path) -> dict[str, torch.Tensor]:
+    """The adapter as the Neuron trainer's rank files name it (with the adapter name)."""
+    state = load_file(adapter / "adapter_model.safetensors")
+    return {k.replace(".lora_A.", ".lora_A.default.").replace(".lora_B.", ".lora_B.default.")
+            .replace("lora_embedding_A", "lora_embedding_A.default").replace("lora_embedding_B", "lora_embedding_B.default"): v
+            for k, v in state.items()}
+
+
+def _sharded_adapter(adapter: Path, root: Path, xser: bool = False) -> Path:
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    return write_sharded(root / "checkpoint-20", _neuron_adapter_state(adapter), xser=xser, adapter_config=config)
+
+
+def _assert_same(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> None:
+    assert sorted(got) == sorted(want)
+    for name in want:
+        assert torch.equal(got[name], want[name]), name
+
+
+@pytest.mark.parametrize("xser", [False, True], ids=["torch-save", "xser"])
+def test_adapter_from_8_ranks_equals_the_peft_state_dict(adapter: Path, tmp_path: Path, xser: bool) -> None:
+    ckpt = _sharded_adapter(adapter, tmp_path / "run", xser)
+    out = main(ConsolidateArguments(checkpoint_dir=str(ckpt), output_dir=str(tmp_path / "out")))
+    _assert_same(load_file(out / "adapter_model.safetensors"), load_file(adapter / "adapter_model.safetensors"))
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert "gate_proj" in config["target_modules"] and "gate_up_proj" not in config["target_modules"]
+
+
+def test_training_output_dir_uses_the_latest_complete_checkpoint(adapter: Path, tmp_path: Path) -> None:
+    _sharded_adapter(adapter, tmp_path / "run")
+    (tmp_path / "run" / "checkpoint-40" / "shards").mkdir(parents=True)  # no done marker: unfinished
+    out = main(ConsolidateArguments(checkpoint_dir=str(tmp_path / "run"), output_dir=str(tmp_path / "out")))
+    _assert_same(load_file(out / "adapter_model.safetensors"), load_file(adapter / "adapter_model.safetensors"))
+
+
+def test_full_model_unfuses_gate_up_proj(base_model: Path, tmp_path: Path) -> None:
+    state = load_file(base_model / "model.safetensors")
+    ckpt = write_sharded(tmp_path / "checkpoint-5", state)
+    for name in ("config.json", "tokenizer.json"):
+        (ckpt / name).write_bytes((base_model / name).read_bytes())
+    out = main(ConsolidateArguments(checkpoint_dir=str(ckpt), output_dir=str(tmp_path / "out")))
+    _assert_same(load_file(out / "model.safetensors"), state)
+    assert (out / "config.json").is_file() and (out / "tokenizer.json").is_file()
+
+
+def test_plain_peft_adapter_is_validated_and_copied(adapter: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = main(ConsolidateArguments(checkpoint_dir=str(adapter), output_dir=str(tmp_path / "out")))
+    assert (out / "adapter_model.safetensors").read_bytes() == (adapter / "adapter_model.safetensors").read_bytes()
+    assert "already a plain peft adapter" in capsys.readouterr().out
+
+
+def _fails(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    assert cli(["--checkpoint_dir", str(ckpt), "--output_dir", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".out.tmp-*"))
+    return capsys.readouterr().err
+
+
+def test_missing_rank_is_an_error_naming_the_file(adapter: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = _sharded_adapter(adapter, tmp_path / "run")
+    next(ckpt.rglob("dp_rank_00_tp_rank_05_pp_rank_00.pt")).unlink()
+    assert "dp_rank_00_tp_rank_05_pp_rank_00.pt: missing rank" in _fails(ckpt, tmp_path, capsys)
+
+
+def test_missing_done_marker_is_an_error(adapter: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = _sharded_adapter(adapter, tmp_path / "run")
+    (ckpt / "done").unlink()
+    assert "done: missing" in _fails(ckpt, tmp_path, capsys)
+
+
+@pytest.mark.parametrize("xser", [False, True], ids=["torch-save", "xser"])
+def test_truncated_rank_file_is_an_error_naming_it(adapter: Path, tmp_path: Path, xser: bool,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = _sharded_adapter(adapter, tmp_path / "run", xser)
+    victim = next(ckpt.rglob("tensor_3.pt" if xser else "dp_rank_00_tp_rank_03_pp_rank_00.pt"))
+    victim.write_bytes(victim.read_bytes()[:100])
+    assert f"{victim.name}: unreadable" in _fails(ckpt, tmp_path, capsys)

@@ -1,0 +1,224 @@
+"""Turn a tensor-parallel optimum-neuron checkpoint into one peft adapter (or one full model).
+
+    python -m training.consolidate --checkpoint_dir /fsx/runs/llama3-lora --output_dir /fsx/runs/llama3-lora/adapter
+
+--checkpoint_dir may be a checkpoint-N or a training output dir (the latest
+checkpoint-N with its `done` marker is used). A plain peft adapter directory is
+validated and copied. Tensors are gathered one at a time from memory-mapped rank
+files, so peak memory stays near the largest tensor; the output appears only
+when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from training.shards_io import (
+    SafetensorsStream,
+    atomic_output_dir,
+    copy_side_files,
+    plan_shards,
+    read_header,
+    shard_names,
+    write_index,
+)
+from training.shards_layout import (
+    CheckpointError,
+    RankFile,
+    ShardedCheckpoint,
+    fused_specs,
+    open_sharded,
+    partition_dim,
+    resolve_checkpoint,
+)
+
+MAX_SHARD_BYTES = 5 * 1024**3
+
+
+@dataclass
+class ConsolidateArguments:
+    checkpoint_dir: str = field(metadata={"help": "checkpoint-N, a training output dir, or a plain peft adapter dir."})
+    output_dir: str = field(metadata={"help": "Where to write the consolidated adapter or model (must not exist or be empty)."})
+    max_shard_size_gb: float = field(default=5.0, metadata={"help": "Largest safetensors file for a full model."})
+
+    def __post_init__(self) -> None:
+        if self.max_shard_size_gb <= 0:
+            raise ValueError("max_shard_size_gb must be positive")
+        if Path(self.output_dir).resolve() == Path(self.checkpoint_dir).resolve():
+            raise ValueError("output_dir must differ from checkpoint_dir")
+
+
+Producer = Callable[[], torch.Tensor]
+
+
+def _strip_adapter_name(name: str, adapter_name: str | None) -> str:
+    """`...lora_A.default.weight` -> `...lora_A.weight`, `...lora_embedding_A.default` -> `...lora_embedding_A`."""
+    if not adapter_name:
+        return name
+    return name.replace(f".{adapter_name}.", ".").removesuffix(f".{adapter_name}")
+
+
+def _gather(ranks: list[RankFile], name: str, dim: int | None) -> torch.Tensor:
+    if dim is None:
+        return ranks[0][name]
+    return torch.cat([r[name] for r in ranks], dim=dim)
+
+
+def _plan(ckpt: ShardedCheckpoint, adapter_name: str | None) -> list[tuple[str, tuple[int, ...], torch.dtype, Producer]]:
+    """(output name, shape, dtype, how to build it) for every tensor, in rank-0 order."""
+    plan: list[tuple[str, tuple[int, ...], torch.dtype, Producer]] = []
+    for pp in range(ckpt.pp_size):
+        meta = ckpt.metadata[pp]
+        ranks = [RankFile(ckpt.rank_files[(tp, pp)]) for tp in range(ckpt.tp_size)]
+        fused = fused_specs(meta)
+        for name in ranks[0].keys():
+            dim = partition_dim(meta, name)
+            shapes = []
+            for r in ranks:
+                if name not in r.keys():
+                    raise CheckpointError(f"{r.path}: lacks {name}, which rank 0 has")
+                shapes.append(tuple(r[name].shape))
+            if dim is None and len(set(shapes)) != 1:
+                raise CheckpointError(f"{ranks[0].path}: replicated {name} differs in shape across ranks {shapes}")
+            if dim is not None and any(s[:dim] + s[dim + 1:] != shapes[0][:dim] + shapes[0][dim + 1:] for s in shapes):
+                raise CheckpointError(f"{ranks[-1].path}: {name} shapes {shapes} do not add up on dim {dim}")
+            out = _strip_adapter_name(name, adapter_name)
+            dtype = ranks[0][name].dtype
+            spec = next((f for f in fused if name.startswith(f"{f.module}.{f.fused_name}.")), None)
+            if spec is None:
+                shape = list(shapes[0])
+                if dim is not None:
+                    shape[dim] = sum(s[dim] for s in shapes)
+                plan.append((out, tuple(shape), dtype, lambda ranks=ranks, name=name, dim=dim: _gather(ranks, name, dim)))
+                continue
+            parts = len(spec.linear_names)
+            if dim not in (None, 0) or shapes[0][0] % parts:
+                raise CheckpointError(f"{ranks[0].path}: fused {name} of shape {shapes[0]} cannot split in {parts}")
+            for i, linear in enumerate(spec.linear_names):
+                part_out = out.replace(f".{spec.fused_name}.", f".{linear}.")
+                rows = shapes[0][0] // parts * (1 if dim is None else len(ranks))
+                plan.append((part_out, (rows, *shapes[0][1:]), dtype,
+                             lambda ranks=ranks, name=name, dim=dim, i=i, parts=parts: _unfuse(ranks, name, dim, i, parts)))
+    return plan
+
+
+def _unfuse(ranks: list[RankFile], name: str, dim: int | None, index: int, parts: int) -> torch.Tensor:
+    """Part `index` of a fused tensor: each rank stacks its slice of every part along dim 0."""
+    pieces = [r[name].chunk(parts, dim=0)[index] for r in (ranks if dim is not None else ranks[:1])]
+    return torch.cat(pieces, dim=0)
+
+
+def _adapter_config(adapter_dir: Path, fused: list[str], linears: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+    path = adapter_dir / "adapter_config.json"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing")
+    config: dict[str, Any] = json.loads(path.read_text())
+    targets = config.get("target_modules")
+    if isinstance(targets, list):
+        expanded: list[str] = []
+        for t in targets:
+            expanded.extend(linears.get(t, (t,)))
+        config["target_modules"] = sorted(set(expanded))
+    return config
+
+
+def consolidate_sharded(ckpt: ShardedCheckpoint, out: Path, max_shard_bytes: int) -> list[str]:
+    adapter_name = ckpt.adapter_dir.name.removeprefix("adapter_") if ckpt.adapter_dir else None
+    plan = _plan(ckpt, adapter_name)
+    producers = {name: make for name, _, _, make in plan}
+    specs = [(n, s, d) for n, s, d, _ in plan]
+    bar = tqdm(total=len(plan), desc="consolidate", unit="tensor")
+    if ckpt.adapter_dir is not None:
+        fused = [s for pp in ckpt.metadata.values() for s in fused_specs(pp)]
+        linears = {s.fused_name: s.linear_names for s in fused}
+        config = _adapter_config(ckpt.adapter_dir, [s.fused_name for s in fused], linears)
+        groups = [(specs, "adapter_model.safetensors")]
+        (out / "adapter_config.json").write_text(json.dumps(config, indent=2))
+    else:
+        shards = plan_shards(specs, max_shard_bytes)
+        groups = list(zip(shards, shard_names(len(shards)), strict=True))
+    weight_map: dict[str, str] = {}
+    total = 0
+    for group, filename in groups:
+        stream = SafetensorsStream(out / filename, group)
+        for name, _, _ in group:
+            tensor = producers[name]()
+            stream.append(name, tensor)
+            total += tensor.numel() * tensor.element_size()
+            weight_map[name] = filename
+            del tensor
+            bar.update(1)
+        stream.close()
+    bar.close()
+    if ckpt.adapter_dir is None and len(groups) > 1:
+        write_index(out / "model.safetensors.index.json", weight_map, total)
+    copy_side_files(ckpt.root, out)
+    return list(weight_map)
+
+
+def validate_peft_dir(path: Path) -> None:
+    """A plain peft adapter: a parseable config with a LoRA rank, and a readable weights file."""
+    config_path, weights = path / "adapter_config.json", path / "adapter_model.safetensors"
+    for p in (config_path, weights):
+        if not p.is_file():
+            raise CheckpointError(f"{p}: missing")
+    config = json.loads(config_path.read_text())
+    if "r" not in config:
+        raise CheckpointError(f"{config_path}: no LoRA rank 'r'")
+    try:
+        header = read_header(weights)
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{weights}: unreadable ({exc})") from exc
+    end = max((v["data_offsets"][1] for v in header.values()), default=0)
+    with open(weights, "rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(0)
+        head = int.from_bytes(f.read(8), "little")
+    if size < 8 + head + end:
+        raise CheckpointError(f"{weights}: truncated ({size} bytes, header says {8 + head + end})")
+
+
+def main(args: ConsolidateArguments) -> Path:
+    source = Path(args.checkpoint_dir)
+    output = Path(args.output_dir)
+    if (source / "adapter_model.safetensors").is_file() and not list(source.glob("adapter_*/adapter_shards")):
+        validate_peft_dir(source)
+        with atomic_output_dir(output) as tmp:
+            for path in sorted(source.iterdir()):
+                if path.is_file():
+                    shutil.copy2(path, tmp / path.name)
+        print(f"{source} is already a plain peft adapter: validated and copied to {output}")
+        return output
+    ckpt = open_sharded(resolve_checkpoint(source))
+    with atomic_output_dir(output) as tmp:
+        names = consolidate_sharded(ckpt, tmp, int(args.max_shard_size_gb * 1024**3))
+    kind = "adapter" if ckpt.adapter_dir else "model"
+    print(f"consolidated {len(names)} tensors from {ckpt.tp_size} TP x {ckpt.pp_size} PP ranks of {ckpt.root} "
+          f"into a {kind} at {output}")
+    return output
+
+
+def cli(argv: list[str] | None = None) -> int:
+    from training.cli import parse
+
+    try:
+        (args,) = parse((ConsolidateArguments,), argv, description=__doc__, prog="python -m training.consolidate")
+        main(args)
+    except (CheckpointError, FileExistsError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -1,0 +1,139 @@
+"""Streaming safetensors: write tensors one at a time, read them lazily.
+
+Consolidation and merging must hold one tensor at a time, not the model, so the
+writer lays out a file's header from shapes known in advance and then appends
+each tensor's bytes as it is produced.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+DTYPE_NAMES = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16", torch.int64: "I64",
+               torch.int32: "I32", torch.uint8: "U8", torch.bool: "BOOL", torch.float64: "F64"}
+
+
+class SafetensorsStream:
+    """One safetensors file whose tensors (names, shapes, dtypes fixed up front) are appended in order."""
+
+    def __init__(self, path: Path, specs: list[tuple[str, tuple[int, ...], torch.dtype]]) -> None:
+        self.path = path
+        self._expected = [(n, tuple(s), d) for n, s, d in specs]
+        header: dict[str, Any] = {}
+        offset = 0
+        for name, shape, dtype in self._expected:
+            size = _numel(shape) * torch.empty((), dtype=dtype).element_size()
+            header[name] = {"dtype": DTYPE_NAMES[dtype], "shape": list(shape), "data_offsets": [offset, offset + size]}
+            offset += size
+        raw = json.dumps(header, separators=(",", ":")).encode()
+        raw += b" " * (-len(raw) % 8)
+        self._file: IO[bytes] = open(path, "wb")
+        self._file.write(struct.pack("<Q", len(raw)) + raw)
+        self._next = 0
+
+    def append(self, name: str, tensor: torch.Tensor) -> None:
+        want = self._expected[self._next]
+        got = (name, tuple(tensor.shape), tensor.dtype)
+        if got != want:
+            raise ValueError(f"{self.path.name}: expected tensor {want}, got {got}")
+        self._file.write(tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        self._next += 1
+
+    def close(self) -> None:
+        self._file.close()
+        if self._next != len(self._expected):
+            raise ValueError(f"{self.path.name}: {len(self._expected) - self._next} tensor(s) never written")
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def plan_shards(specs: list[tuple[str, tuple[int, ...], torch.dtype]],
+                max_bytes: int) -> list[list[tuple[str, tuple[int, ...], torch.dtype]]]:
+    """Group tensors in order into shards of at most max_bytes (a larger tensor gets a shard of its own)."""
+    shards: list[list[tuple[str, tuple[int, ...], torch.dtype]]] = [[]]
+    size = 0
+    for spec in specs:
+        nbytes = _numel(spec[1]) * torch.empty((), dtype=spec[2]).element_size()
+        if shards[-1] and size + nbytes > max_bytes:
+            shards.append([])
+            size = 0
+        shards[-1].append(spec)
+        size += nbytes
+    return shards
+
+
+def shard_names(count: int) -> list[str]:
+    if count == 1:
+        return ["model.safetensors"]
+    return [f"model-{i + 1:05d}-of-{count:05d}.safetensors" for i in range(count)]
+
+
+def write_index(path: Path, weight_map: dict[str, str], total_size: int) -> None:
+    path.write_text(json.dumps({"metadata": {"total_size": total_size}, "weight_map": weight_map}, indent=2))
+
+
+def safetensors_files(model_dir: Path) -> dict[str, Path]:
+    """Tensor name -> file for a model directory (single file or index)."""
+    index = model_dir / "model.safetensors.index.json"
+    if index.is_file():
+        weight_map = json.loads(index.read_text())["weight_map"]
+        return {name: model_dir / file for name, file in weight_map.items()}
+    single = model_dir / "model.safetensors"
+    if single.is_file():
+        return {name: single for name in read_header(single)}
+    raise FileNotFoundError(f"{model_dir}: no model.safetensors or model.safetensors.index.json")
+
+
+def read_header(path: Path) -> dict[str, Any]:
+    """The safetensors header (name -> dtype/shape/offsets), without reading data."""
+    with open(path, "rb") as f:
+        raw = f.read(8)
+        if len(raw) != 8:
+            raise ValueError(f"{path}: truncated safetensors file")
+        (n,) = struct.unpack("<Q", raw)
+        header: dict[str, Any] = json.loads(f.read(n))
+    header.pop("__metadata__", None)
+    return header
+
+
+def copy_side_files(src: Path, dest: Path, skip_suffixes: tuple[str, ...] = (".safetensors", ".pt", ".bin")) -> list[str]:
+    """Copy config, tokenizer and generation files (not weights, not directories)."""
+    copied = []
+    for path in sorted(src.iterdir()):
+        if path.is_file() and not path.name.endswith(skip_suffixes) and path.name != "model.safetensors.index.json" \
+                and path.name != "done" and not path.name.startswith(("adapter_model", "mp_metadata")):
+            shutil.copy2(path, dest / path.name)
+            copied.append(path.name)
+    return copied
+
+
+@contextmanager
+def atomic_output_dir(output_dir: Path) -> Iterator[Path]:
+    """A temp dir beside output_dir, renamed onto it only if the block succeeds."""
+    output_dir = output_dir.resolve()
+    if output_dir.exists() and any(output_dir.iterdir()):
+        raise FileExistsError(f"output directory {output_dir} exists and is not empty")
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
+    try:
+        yield tmp
+        if output_dir.exists():
+            output_dir.rmdir()
+        tmp.rename(output_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
