@@ -1,0 +1,58 @@
+"""training.merge: the same tensors as peft's merge_and_unload(), without loading the model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_adapter
+from safetensors.torch import load_file
+
+from training.merge import MergeArguments, cli, main
+
+
+def _peft_merged(base: Path, adapter: Path, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base, torch_dtype=dtype)
+    return {k: v.contiguous() for k, v in PeftModel.from_pretrained(model, adapter).merge_and_unload().state_dict().items()}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_merge_equals_peft_merge_and_unload_bit_for_bit(base_model: Path, adapter: Path, tmp_path: Path, dtype: str) -> None:
+    out = main(MergeArguments(base_model_path=str(base_model), adapter_path=str(adapter),
+                              output_dir=str(tmp_path / "merged"), dtype=dtype))
+    got, want = load_file(out / "model.safetensors"), _peft_merged(base_model, adapter, getattr(torch, dtype))
+    assert sorted(got) == sorted(want)
+    for name in want:
+        assert torch.equal(got[name], want[name]), name
+    assert not torch.equal(got["model.layers.0.self_attn.q_proj.weight"],
+                           load_file(base_model / "model.safetensors")["model.layers.0.self_attn.q_proj.weight"].to(got["model.layers.0.self_attn.q_proj.weight"].dtype))
+    assert json.loads((out / "config.json").read_text())["torch_dtype"] == dtype
+
+
+def test_rslora_and_rank_patterns_scale_as_peft_does(base_model: Path, tmp_path: Path) -> None:
+    adapter = make_adapter(base_model, tmp_path / "adapter", use_rslora=True,
+                           rank_pattern={"q_proj": 4}, alpha_pattern={"down_proj": 64})
+    out = main(MergeArguments(base_model_path=str(base_model), adapter_path=str(adapter), output_dir=str(tmp_path / "m")))
+    got, want = load_file(out / "model.safetensors"), _peft_merged(base_model, adapter, torch.float32)
+    for name in want:
+        assert torch.equal(got[name], want[name]), name
+
+
+def test_adapter_for_another_model_is_a_clear_error(base_model: Path, adapter: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from safetensors.torch import save_file
+
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    (wrong / "adapter_config.json").write_text((adapter / "adapter_config.json").read_text())
+    state = load_file(adapter / "adapter_model.safetensors")
+    state["base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight"] = torch.zeros(64, 8)
+    save_file(state, wrong / "adapter_model.safetensors")
+    assert cli(["--base_model_path", str(base_model), "--adapter_path", str(wrong), "--output_dir", str(tmp_path / "o")]) == 2
+    assert "q_proj LoRA gives (64, 128)" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
