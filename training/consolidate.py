@@ -16,6 +16,7 @@ import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -80,11 +81,11 @@ def _plan(ckpt: ShardedCheckpoint, adapter_name: str | None) -> list[tuple[str, 
         meta = ckpt.metadata[pp]
         ranks = [RankFile(ckpt.rank_files[(tp, pp)]) for tp in range(ckpt.tp_size)]
         fused = fused_specs(meta)
-        for name in ranks[0].keys():
+        for name in ranks[0].names():
             dim = partition_dim(meta, name)
             shapes = []
             for r in ranks:
-                if name not in r.keys():
+                if name not in r:
                     raise CheckpointError(f"{r.path}: lacks {name}, which rank 0 has")
                 shapes.append(tuple(r[name].shape))
             if dim is None and len(set(shapes)) != 1:
@@ -98,7 +99,7 @@ def _plan(ckpt: ShardedCheckpoint, adapter_name: str | None) -> list[tuple[str, 
                 shape = list(shapes[0])
                 if dim is not None:
                     shape[dim] = sum(s[dim] for s in shapes)
-                plan.append((out, tuple(shape), dtype, lambda ranks=ranks, name=name, dim=dim: _gather(ranks, name, dim)))
+                plan.append((out, tuple(shape), dtype, partial(_gather, ranks, name, dim)))
                 continue
             parts = len(spec.linear_names)
             if dim not in (None, 0) or shapes[0][0] % parts:
@@ -106,8 +107,7 @@ def _plan(ckpt: ShardedCheckpoint, adapter_name: str | None) -> list[tuple[str, 
             for i, linear in enumerate(spec.linear_names):
                 part_out = out.replace(f".{spec.fused_name}.", f".{linear}.")
                 rows = shapes[0][0] // parts * (1 if dim is None else len(ranks))
-                plan.append((part_out, (rows, *shapes[0][1:]), dtype,
-                             lambda ranks=ranks, name=name, dim=dim, i=i, parts=parts: _unfuse(ranks, name, dim, i, parts)))
+                plan.append((part_out, (rows, *shapes[0][1:]), dtype, partial(_unfuse, ranks, name, dim, i, parts)))
     return plan
 
 

@@ -36,7 +36,8 @@ class SafetensorsStream:
             offset += size
         raw = json.dumps(header, separators=(",", ":")).encode()
         raw += b" " * (-len(raw) % 8)
-        self._file: IO[bytes] = open(path, "wb")
+        # held open across append() calls, closed by close(); callers stream tensors in between
+        self._file: IO[bytes] = open(path, "wb")  # noqa: SIM115
         self._file.write(struct.pack("<Q", len(raw)) + raw)
         self._next = 0
 

@@ -119,8 +119,11 @@ class RankFile:
         if not isinstance(self._data, dict):
             raise CheckpointError(f"{path}: expected a state dict, got {type(self._data).__name__}")
 
-    def keys(self) -> list[str]:
+    def names(self) -> list[str]:
         return list(self._data)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._data
 
     def __getitem__(self, name: str) -> torch.Tensor:
         value = self._data[name]
