@@ -107,13 +107,22 @@ def lora_pairs(names: list[str], adapter_file: Path) -> dict[str, LoraPair]:
     return pairs
 
 
-def delta(a: torch.Tensor, b: torch.Tensor, scaling: float, embedding: bool, dtype: torch.dtype) -> torch.Tensor:
-    """scaling * B @ A in float32 (peft keeps adapters in float32); peft rounds an embedding's delta to the
-    base dtype before adding, while a linear's float32 delta is added in place and rounded once."""
-    product = b.float() @ a.float()
-    if embedding:
-        return (product.T * scaling).to(dtype)
-    return product * scaling
+DELTA_CHUNK_BYTES = 64 * 1024**2
+
+
+def add_delta(weight: torch.Tensor, a: torch.Tensor, b: torch.Tensor, scaling: float, embedding: bool) -> None:
+    """weight += scaling * B @ A (transposed for embeddings) in place, a block of rows at a time so the
+    float32 delta never exceeds DELTA_CHUNK_BYTES. peft keeps adapters in float32: a linear's float32
+    delta is added and rounded once, an embedding's is rounded to the weight's dtype first, as peft does."""
+    a, b = a.float(), b.float()
+    # blocks of at least 64 rows: tiny blocks make BLAS pick other kernels, whose sums round differently
+    rows = max(64, DELTA_CHUNK_BYTES // (4 * weight.shape[1]))
+    for start in range(0, weight.shape[0], rows):
+        stop = min(start + rows, weight.shape[0])
+        if embedding:
+            weight[start:stop] += ((b @ a[:, start:stop].contiguous()).T * scaling).to(weight.dtype)
+        else:
+            weight[start:stop] += (b[start:stop] @ a) * scaling
 
 
 def main(args: MergeArguments) -> Path:
@@ -168,8 +177,8 @@ def main(args: MergeArguments) -> Path:
                             tensor = src.get_tensor(name).to(dtype)
                     lora = pairs.get(name)
                     if lora is not None:
-                        tensor += delta(ad.get_tensor(lora.a_key), ad.get_tensor(lora.b_key),
-                                        scaling_for(config, lora.module), lora.embedding, tensor.dtype)
+                        add_delta(tensor, ad.get_tensor(lora.a_key), ad.get_tensor(lora.b_key),
+                                  scaling_for(config, lora.module), lora.embedding)
                     stream.append(name, tensor)
                     total += tensor.numel() * tensor.element_size()
                     weight_map[name] = filename

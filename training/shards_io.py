@@ -46,7 +46,7 @@ class SafetensorsStream:
         got = (name, tuple(tensor.shape), tensor.dtype)
         if got != want:
             raise ValueError(f"{self.path.name}: expected tensor {want}, got {got}")
-        self._file.write(tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        self._file.write(tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy().data)  # no copy
         self._next += 1
 
     def close(self) -> None:

@@ -108,25 +108,34 @@ def open_sharded(root: Path) -> ShardedCheckpoint:
 
 
 class RankFile:
-    """One rank's state dict, tensors memory-mapped (plain) or loaded one by one (xser)."""
+    """One rank's state dict. A plain file is re-mapped for every tensor read, so pages of tensors already
+    consolidated leave memory; an xser file loads each tensor from its own file."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._data = self._load()
+        self._xser = any(isinstance(v, TensorReference) for v in self._data.values())
+        self._names = list(self._data)
+        if not self._xser:
+            self._data = {}
+
+    def _load(self) -> dict[str, Any]:
         try:
-            self._data: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            data = torch.load(self.path, map_location="cpu", weights_only=True, mmap=True)
         except Exception as exc:  # torch raises many kinds for a damaged zip/pickle
-            raise CheckpointError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from exc
-        if not isinstance(self._data, dict):
-            raise CheckpointError(f"{path}: expected a state dict, got {type(self._data).__name__}")
+            raise CheckpointError(f"{self.path}: unreadable ({type(exc).__name__}: {exc})") from exc
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{self.path}: expected a state dict, got {type(data).__name__}")
+        return data
 
     def names(self) -> list[str]:
-        return list(self._data)
+        return list(self._names)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._data
+        return name in self._names
 
     def __getitem__(self, name: str) -> torch.Tensor:
-        value = self._data[name]
+        value = self._data[name] if self._xser else self._load()[name]
         if isinstance(value, torch.Tensor):
             return value
         if isinstance(value, TensorReference):

@@ -34,6 +34,18 @@ def test_merge_equals_peft_merge_and_unload_bit_for_bit(base_model: Path, adapte
     assert json.loads((out / "config.json").read_text())["torch_dtype"] == dtype
 
 
+def test_merging_in_row_blocks_changes_no_bit(base_model: Path, adapter: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import training.merge
+
+    monkeypatch.setattr(training.merge, "DELTA_CHUNK_BYTES", 100 * 4 * 128)  # 100 rows of a 128-wide weight, ragged
+    out = main(MergeArguments(base_model_path=str(base_model), adapter_path=str(adapter), output_dir=str(tmp_path / "m"),
+                              dtype="bfloat16"))
+    got, want = load_file(out / "model.safetensors"), _peft_merged(base_model, adapter, torch.bfloat16)
+    for name in want:
+        assert torch.equal(got[name], want[name]), name
+
+
 def test_rslora_and_rank_patterns_scale_as_peft_does(base_model: Path, tmp_path: Path) -> None:
     adapter = make_adapter(base_model, tmp_path / "adapter", use_rslora=True,
                            rank_pattern={"q_proj": 4}, alpha_pattern={"down_proj": 64})
