@@ -90,3 +90,14 @@ def test_truncated_rank_file_is_an_error_naming_it(adapter: Path, tmp_path: Path
     victim = next(ckpt.rglob("tensor_3.pt" if xser else "dp_rank_00_tp_rank_03_pp_rank_00.pt"))
     victim.write_bytes(victim.read_bytes()[:100])
     assert f"{victim.name}: unreadable" in _fails(ckpt, tmp_path, capsys)
+
+
+def test_command_line_consolidates_and_says_so(adapter: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    ckpt = _sharded_adapter(adapter, tmp_path / "run")
+    done = subprocess.run([sys.executable, "-m", "training.consolidate", "--checkpoint_dir", str(ckpt.parent),
+                           "--output_dir", str(tmp_path / "out")], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "consolidated 31 tensors from 8 TP x 1 PP ranks" in done.stdout
