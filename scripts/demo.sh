@@ -59,7 +59,7 @@ for line in (run / "submit.txt").read_text().splitlines():
     if not m:
         continue
     step, job = m.groups()
-    log = (run / "logs" / f"lora-{step}-{job}.out").read_text()
+    log = (run / "logs" / f"lora-{step}-{job}.out").read_text(errors="replace")  # progress bars may split bytes
     took = re.findall(rf"END {step}: job {job} succeeded in (\d+) s", log)
     print(f"  {step:<12} job {job:<6} {took[-1] if took else '?':>4} s")
 PY
