@@ -12,9 +12,10 @@ when complete.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -58,7 +59,7 @@ class ConsolidateArguments:
             raise ValueError("output_dir must differ from checkpoint_dir")
 
 
-Producer = Callable[[], torch.Tensor]
+Producer = Callable[[], Iterator[torch.Tensor]]
 
 
 def _strip_adapter_name(name: str, adapter_name: str | None) -> str:
@@ -68,10 +69,21 @@ def _strip_adapter_name(name: str, adapter_name: str | None) -> str:
     return name.replace(f".{adapter_name}.", ".").removesuffix(f".{adapter_name}")
 
 
-def _gather(ranks: list[RankFile], name: str, dim: int | None) -> torch.Tensor:
+def _gather(ranks: list[RankFile], name: str, dim: int | None) -> Iterator[torch.Tensor]:
+    """Dim-0 pieces of the whole tensor: rank by rank for dim 0, so only one rank's slice is read at a time."""
     if dim is None:
-        return ranks[0][name]
-    return torch.cat([r[name] for r in ranks], dim=dim)
+        yield ranks[0][name]
+    elif dim == 0:
+        for r in ranks:
+            yield r[name]
+    else:
+        yield torch.cat([r[name] for r in ranks], dim=dim)
+
+
+def _unfuse(ranks: list[RankFile], name: str, dim: int | None, index: int, parts: int) -> Iterator[torch.Tensor]:
+    """Part `index` of a fused tensor: each rank stacks its slice of every part along dim 0."""
+    for r in ranks if dim is not None else ranks[:1]:
+        yield r[name].chunk(parts, dim=0)[index]
 
 
 def _plan(ckpt: ShardedCheckpoint, adapter_name: str | None) -> list[tuple[str, tuple[int, ...], torch.dtype, Producer]]:
@@ -87,13 +99,13 @@ def _plan(ckpt: ShardedCheckpoint, adapter_name: str | None) -> list[tuple[str, 
             for r in ranks:
                 if name not in r:
                     raise CheckpointError(f"{r.path}: lacks {name}, which rank 0 has")
-                shapes.append(tuple(r[name].shape))
+                shapes.append(r.shape(name)[0])
             if dim is None and len(set(shapes)) != 1:
                 raise CheckpointError(f"{ranks[0].path}: replicated {name} differs in shape across ranks {shapes}")
             if dim is not None and any(s[:dim] + s[dim + 1:] != shapes[0][:dim] + shapes[0][dim + 1:] for s in shapes):
                 raise CheckpointError(f"{ranks[-1].path}: {name} shapes {shapes} do not add up on dim {dim}")
             out = _strip_adapter_name(name, adapter_name)
-            dtype = ranks[0][name].dtype
+            dtype = ranks[0].shape(name)[1]
             spec = next((f for f in fused if name.startswith(f"{f.module}.{f.fused_name}.")), None)
             if spec is None:
                 shape = list(shapes[0])
@@ -109,12 +121,6 @@ def _plan(ckpt: ShardedCheckpoint, adapter_name: str | None) -> list[tuple[str, 
                 rows = shapes[0][0] // parts * (1 if dim is None else len(ranks))
                 plan.append((part_out, (rows, *shapes[0][1:]), dtype, partial(_unfuse, ranks, name, dim, i, parts)))
     return plan
-
-
-def _unfuse(ranks: list[RankFile], name: str, dim: int | None, index: int, parts: int) -> torch.Tensor:
-    """Part `index` of a fused tensor: each rank stacks its slice of every part along dim 0."""
-    pieces = [r[name].chunk(parts, dim=0)[index] for r in (ranks if dim is not None else ranks[:1])]
-    return torch.cat(pieces, dim=0)
 
 
 def _adapter_config(adapter_dir: Path, fused: list[str], linears: dict[str, tuple[str, ...]]) -> dict[str, Any]:
@@ -147,15 +153,12 @@ def consolidate_sharded(ckpt: ShardedCheckpoint, out: Path, max_shard_bytes: int
         shards = plan_shards(specs, max_shard_bytes)
         groups = list(zip(shards, shard_names(len(shards)), strict=True))
     weight_map: dict[str, str] = {}
-    total = 0
+    total = sum(math.prod(s) * torch.empty((), dtype=d).element_size() for _, s, d in specs)
     for group, filename in groups:
         stream = SafetensorsStream(out / filename, group)
         for name, _, _ in group:
-            tensor = producers[name]()
-            stream.append(name, tensor)
-            total += tensor.numel() * tensor.element_size()
+            stream.append_parts(name, producers[name]())
             weight_map[name] = filename
-            del tensor
             bar.update(1)
         stream.close()
     bar.close()

@@ -49,6 +49,21 @@ class SafetensorsStream:
         self._file.write(tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy().data)  # no copy
         self._next += 1
 
+    def append_parts(self, name: str, parts: Iterator[torch.Tensor]) -> None:
+        """Write a tensor given as consecutive dim-0 pieces, one piece in memory at a time."""
+        want = self._expected[self._next]
+        if name != want[0]:
+            raise ValueError(f"{self.path.name}: expected tensor {want[0]}, got {name}")
+        rows = 0
+        for part in parts:
+            if part.dtype != want[2] or tuple(part.shape[1:]) != want[1][1:]:
+                raise ValueError(f"{self.path.name}: {name} piece {tuple(part.shape)} {part.dtype} does not fit {want}")
+            self._file.write(part.detach().contiguous().reshape(-1).view(torch.uint8).numpy().data)
+            rows += part.shape[0]
+        if rows != want[1][0]:
+            raise ValueError(f"{self.path.name}: {name} got {rows} rows, expected {want[1][0]}")
+        self._next += 1
+
     def close(self) -> None:
         self._file.close()
         if self._next != len(self._expected):

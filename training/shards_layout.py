@@ -107,17 +107,18 @@ def open_sharded(root: Path) -> ShardedCheckpoint:
     return ShardedCheckpoint(root, shards_dir, shards_dir.parent if adapters else None, files, metadata)
 
 
+REMAP_BYTES = 64 * 1024**2
+
+
 class RankFile:
-    """One rank's state dict. A plain file is re-mapped for every tensor read, so pages of tensors already
-    consolidated leave memory; an xser file loads each tensor from its own file."""
+    """One rank's state dict, memory-mapped. The mapping is renewed after every REMAP_BYTES served, so pages
+    of tensors already written leave memory; an xser file loads each tensor from its own file."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._data = self._load()
-        self._xser = any(isinstance(v, TensorReference) for v in self._data.values())
+        self._served = 0
         self._names = list(self._data)
-        if not self._xser:
-            self._data = {}
 
     def _load(self) -> dict[str, Any]:
         try:
@@ -128,6 +129,11 @@ class RankFile:
             raise CheckpointError(f"{self.path}: expected a state dict, got {type(data).__name__}")
         return data
 
+    def shape(self, name: str) -> tuple[tuple[int, ...], torch.dtype]:
+        """Shape and dtype without touching the data (xser: from the tensor file's mapping)."""
+        t = self[name] if isinstance(self._data[name], TensorReference) else self._data[name]
+        return tuple(t.shape), t.dtype
+
     def names(self) -> list[str]:
         return list(self._names)
 
@@ -135,8 +141,11 @@ class RankFile:
         return name in self._names
 
     def __getitem__(self, name: str) -> torch.Tensor:
-        value = self._data[name] if self._xser else self._load()[name]
+        if self._served > REMAP_BYTES:
+            self._data, self._served = self._load(), 0
+        value = self._data[name]
         if isinstance(value, torch.Tensor):
+            self._served += value.numel() * value.element_size()
             return value
         if isinstance(value, TensorReference):
             tensor_path = self.path.with_name(self.path.name + ".tensors") / f"tensor_{value.tid}.pt"
