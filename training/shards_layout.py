@@ -107,7 +107,7 @@ def open_sharded(root: Path) -> ShardedCheckpoint:
     return ShardedCheckpoint(root, shards_dir, shards_dir.parent if adapters else None, files, metadata)
 
 
-REMAP_BYTES = 64 * 1024**2
+REMAP_BYTES = 32 * 1024**2
 
 
 class RankFile:
@@ -116,7 +116,7 @@ class RankFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._data = self._load()
+        self._data: dict[str, Any] | None = self._load()
         self._served = 0
         self._names = list(self._data)
 
@@ -131,6 +131,8 @@ class RankFile:
 
     def shape(self, name: str) -> tuple[tuple[int, ...], torch.dtype]:
         """Shape and dtype without touching the data (xser: from the tensor file's mapping)."""
+        if self._data is None:
+            self._data, self._served = self._load(), 0
         t = self[name] if isinstance(self._data[name], TensorReference) else self._data[name]
         return tuple(t.shape), t.dtype
 
@@ -141,11 +143,13 @@ class RankFile:
         return name in self._names
 
     def __getitem__(self, name: str) -> torch.Tensor:
-        if self._served > REMAP_BYTES:
+        if self._data is None:
             self._data, self._served = self._load(), 0
         value = self._data[name]
         if isinstance(value, torch.Tensor):
             self._served += value.numel() * value.element_size()
+            if self._served > REMAP_BYTES:
+                self._data = None  # the mapping goes once the caller drops what it was served
             return value
         if isinstance(value, TensorReference):
             tensor_path = self.path.with_name(self.path.name + ".tensors") / f"tensor_{value.tid}.pt"
