@@ -7,6 +7,7 @@ imported inside `build_neuron_trainer` so nothing else needs it installed.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +61,8 @@ def build_torch_trainer(parts: TrainerParts, backend: str) -> Any:
     from trl import SFTConfig, SFTTrainer
 
     on_cpu = backend == "cpu"
+    if on_cpu:
+        _accept_indexed_cpu_locations()
     has_eval = parts.eval_dataset is not None
     config = SFTConfig(
         **_sft_settings(parts),
@@ -71,6 +74,23 @@ def build_torch_trainer(parts: TrainerParts, backend: str) -> Any:
     dtype = torch.bfloat16 if parts.bf16 and not on_cpu else torch.float32
     model = AutoModelForCausalLM.from_pretrained(parts.model_path, dtype=dtype)
     return SFTTrainer(model=model, args=config, eval_dataset=parts.eval_dataset, **_common(parts))
+
+
+@functools.cache
+def _accept_indexed_cpu_locations() -> None:
+    """Let torch.load restore storages tagged "cpu:N".
+
+    Under torchrun on CPU, transformers resumes the optimizer with
+    map_location=args.device, which is cpu:<local rank>; torch only knows the
+    plain "cpu" tag and refuses the checkpoint. The storage is already in host
+    memory, so it is returned as it is.
+    """
+    import torch
+
+    def restore(obj: Any, location: str) -> Any:
+        return obj if location.startswith("cpu:") else None
+
+    torch.serialization.register_package(11, lambda obj: None, restore)
 
 
 def build_neuron_trainer(parts: TrainerParts, tensor_parallel_size: int) -> Any:
