@@ -22,7 +22,8 @@ _LOCALSLURM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${MAX_SEQ_LENGTH:=128}"
 : "${GRAD_ACCUM:=1}"
 : "${LEARNING_RATE:=1e-2}"
-: "${LORA_TARGET_MODULES:=q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj}"
+# With random frozen embeddings and head, a tiny model learns the answers only when lm_head adapts too.
+: "${LORA_TARGET_MODULES:=q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj,lm_head}"
 : "${BF16:=false}"
 : "${MERGE_DTYPE:=float32}"
 : "${MAX_NEW_TOKENS:=24}"
