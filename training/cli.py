@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -50,3 +51,16 @@ def load_recipe(path: Path, dataclass_types: tuple[type, ...]) -> dict[str, Any]
     if unknown:
         raise ValueError(f"recipe {path}: unknown key(s) {', '.join(unknown)}")
     return data
+
+
+def run_entry_point(dataclass_types: tuple[type, ...], main: Callable[..., Any], *,
+                    user_errors: tuple[type[BaseException], ...], prog: str, description: str | None,
+                    argv: list[str] | None = None) -> int:
+    """Parse the flags and call `main`; an error a user can fix becomes one `error: ...` line and
+    exit status 2 (tracebacks are for bugs), so Slurm and HyperPod still see the failure."""
+    try:
+        main(*parse(dataclass_types, argv, description=description, prog=prog))
+    except user_errors as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

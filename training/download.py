@@ -147,11 +147,7 @@ def main(args: DownloadArguments) -> Path:
 
 
 if __name__ == "__main__":
-    from training.cli import parse
+    from training.cli import run_entry_point
 
-    (parsed,) = parse((DownloadArguments,), description=__doc__, prog="python -m training.download")
-    try:
-        main(parsed)
-    except DownloadError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(run_entry_point((DownloadArguments,), main, user_errors=(DownloadError,),
+                             prog="python -m training.download", description=__doc__))

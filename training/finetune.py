@@ -337,12 +337,8 @@ if __name__ == "__main__":
     import sys
 
     from training.backends import BackendUnavailable
-    from training.cli import parse
+    from training.cli import run_entry_point
     from training.data import DataError
 
-    parsed = parse(ARGUMENT_TYPES, description=__doc__, prog="python -m training.finetune")
-    try:
-        main(*parsed)
-    except (BackendUnavailable, DataError) as err:  # a clear message; tracebacks are for bugs
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(run_entry_point(ARGUMENT_TYPES, main, user_errors=(BackendUnavailable, DataError),
+                             prog="python -m training.finetune", description=__doc__))

@@ -198,15 +198,11 @@ def main(args: MergeArguments) -> Path:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    from training.cli import parse
+    from training.cli import run_entry_point
 
-    try:
-        (args,) = parse((MergeArguments,), argv, description=__doc__, prog="python -m training.merge")
-        main(args)
-    except (MergeError, FileExistsError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_entry_point((MergeArguments,), main, argv=argv,
+                           user_errors=(MergeError, FileExistsError, FileNotFoundError, ValueError),
+                           prog="python -m training.merge", description=__doc__)
 
 
 if __name__ == "__main__":
