@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from hpctl_cfn import Physical, Resolver
+from cfn_resolver import Physical, Resolver
 from typer.testing import CliRunner
 
 from hpctl.aws import Aws

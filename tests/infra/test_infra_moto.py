@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
-from cfn_values import Values
+from cfn_resolver import Physical, Resolver
 from infra_template import only, resources
 from moto import mock_aws
 
@@ -28,34 +28,34 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
         yield boto3.Session(region_name=REGION)
 
 
-def _concrete(template: dict[str, Any], session: boto3.Session) -> Values:
+def _concrete(template: dict[str, Any], session: boto3.Session) -> Resolver:
     """Real moto resources standing in for the stack's network, role and bucket."""
     ec2 = session.client("ec2")
     vpc = ec2.create_vpc(CidrBlock=ClusterConfig().vpc_cidr)["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(
         VpcId=vpc, CidrBlock="10.0.0.0/18", AvailabilityZone=ClusterConfig().availability_zone
-    )
+    )["Subnet"]["SubnetId"]
     group = ec2.create_security_group(GroupName="cluster", Description="cluster", VpcId=vpc)["GroupId"]
     role = session.client("iam").create_role(RoleName="exec", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    refs = {
+    physical: dict[str, Physical] = {}
+    for lid in resources(template, "AWS::EC2::Subnet"):
+        physical[lid] = Physical(ref=subnet)
+    for lid in resources(template, "AWS::EC2::SecurityGroup"):
+        physical[lid] = Physical(ref=group, attrs={"GroupId": group})
+    for lid in resources(template, "AWS::IAM::Role"):
+        physical[lid] = Physical(ref="exec", attrs={"Arn": role})
+    for lid in resources(template, "AWS::S3::Bucket"):
+        physical[lid] = Physical(ref=f"sagemaker-test-{lid.lower()}")
+        session.client("s3").create_bucket(
+            Bucket=physical[lid].ref, CreateBucketConfiguration={"LocationConstraint": REGION}
+        )
+    pseudo = {
         "AWS::Region": REGION,
         "AWS::AccountId": ACCOUNT,
         "AWS::Partition": "aws",
         "AWS::URLSuffix": "amazonaws.com",
     }
-    attrs: dict[tuple[str, str], str] = {}
-    for lid in resources(template, "AWS::EC2::Subnet"):
-        refs[lid] = subnet["Subnet"]["SubnetId"]
-    for lid in resources(template, "AWS::EC2::SecurityGroup"):
-        attrs[(lid, "GroupId")] = group
-    for lid in resources(template, "AWS::IAM::Role"):
-        attrs[(lid, "Arn")] = role
-    for lid in resources(template, "AWS::S3::Bucket"):
-        refs[lid] = f"sagemaker-test-{lid.lower()}"
-        session.client("s3").create_bucket(
-            Bucket=refs[lid], CreateBucketConfiguration={"LocationConstraint": REGION}
-        )
-    return Values(refs=refs, attrs=attrs)
+    return Resolver(template=template, physical=physical, pseudo=pseudo)
 
 
 def test_moto_creates_the_file_system_from_the_synthesized_properties(

@@ -1,6 +1,6 @@
 """Turn a synthesized CloudFormation template's tokens into concrete values, so the
-AWS::SageMaker::Cluster properties infra/ produces can be sent, unchanged, to CreateCluster
-(botocore validates them against the API model on the way to moto).
+properties infra/ produces (the cluster's, FSx's) can be sent unchanged to the real
+API shapes in moto. Used by the infra and hpctl tests.
 
 Only the intrinsics CDK emits for this stack are understood; anything else fails
 loudly with the token, so a template change shows up here as a clear error.
