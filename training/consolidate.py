@@ -3,7 +3,8 @@
     python -m training.consolidate --checkpoint_dir /fsx/runs/llama3-lora --output_dir /fsx/runs/llama3-lora/adapter
 
 --checkpoint_dir may be a checkpoint-N or a training output dir (the latest
-checkpoint-N with its `done` marker is used). A plain peft adapter directory is
+checkpoint-N whose shards carry neuronx_distributed's `done` marker and
+whose trainer_state.json was written is used). A plain peft adapter directory is
 validated and copied. Tensors are gathered one at a time from memory-mapped rank
 files, so peak memory stays near the largest tensor; the output appears only
 when complete.
@@ -39,7 +40,7 @@ from training.shards_layout import (
     ShardedCheckpoint,
     fused_specs,
     open_sharded,
-    partition_dim,
+    parameter_dims,
     resolve_checkpoint,
 )
 
@@ -62,13 +63,6 @@ class ConsolidateArguments:
 Producer = Callable[[], Iterator[torch.Tensor]]
 
 
-def _strip_adapter_name(name: str, adapter_name: str | None) -> str:
-    """`...lora_A.default.weight` -> `...lora_A.weight`, `...lora_embedding_A.default` -> `...lora_embedding_A`."""
-    if not adapter_name:
-        return name
-    return name.replace(f".{adapter_name}.", ".").removesuffix(f".{adapter_name}")
-
-
 def _gather(ranks: list[RankFile], name: str, dim: int | None) -> Iterator[torch.Tensor]:
     """Dim-0 pieces of the whole tensor: rank by rank for dim 0, so only one rank's slice is read at a time."""
     if dim is None:
@@ -80,21 +74,29 @@ def _gather(ranks: list[RankFile], name: str, dim: int | None) -> Iterator[torch
         yield torch.cat([r[name] for r in ranks], dim=dim)
 
 
-def _unfuse(ranks: list[RankFile], name: str, dim: int | None, index: int, parts: int) -> Iterator[torch.Tensor]:
-    """Part `index` of a fused tensor: each rank stacks its slice of every part along dim 0."""
-    for r in ranks if dim is not None else ranks[:1]:
-        yield r[name].chunk(parts, dim=0)[index]
+def _unfuse(ranks: list[RankFile], name: str, sizes: list[int], index: int) -> Iterator[torch.Tensor]:
+    """Part `index` of a column-fused tensor: each rank holds its slice of every part, stacked along dim 0."""
+    for r in ranks:
+        yield r[name].split(sizes, dim=0)[index]
 
 
 def _plan(ckpt: ShardedCheckpoint, adapter_name: str | None) -> list[tuple[str, tuple[int, ...], torch.dtype, Producer]]:
-    """(output name, shape, dtype, how to build it) for every tensor, in rank-0 order."""
+    """(output name, shape, dtype, how to build it) for every tensor, in rank-0 order.
+
+    Like optimum-neuron, only tensors named in mp_metadata's `parameters` are consolidated (buffers are not)."""
     plan: list[tuple[str, tuple[int, ...], torch.dtype, Producer]] = []
     for pp in range(ckpt.pp_size):
         meta = ckpt.metadata[pp]
+        dims = parameter_dims(meta, adapter_name)
         ranks = [RankFile(ckpt.rank_files[(tp, pp)]) for tp in range(ckpt.tp_size)]
         fused = fused_specs(meta)
         for name in ranks[0].names():
-            dim = partition_dim(meta, name)
+            if name not in dims:
+                if ".lora_" in name:
+                    raise CheckpointError(f"{meta['__file__']}: no parameter entry for {name} (adapter "
+                                          f"{adapter_name!r}) of {ranks[0].path}")
+                continue
+            dim = dims[name]
             shapes = []
             for r in ranks:
                 if name not in r:
@@ -104,26 +106,33 @@ def _plan(ckpt: ShardedCheckpoint, adapter_name: str | None) -> list[tuple[str, 
                 raise CheckpointError(f"{ranks[0].path}: replicated {name} differs in shape across ranks {shapes}")
             if dim is not None and any(s[:dim] + s[dim + 1:] != shapes[0][:dim] + shapes[0][dim + 1:] for s in shapes):
                 raise CheckpointError(f"{ranks[-1].path}: {name} shapes {shapes} do not add up on dim {dim}")
-            out = _strip_adapter_name(name, adapter_name)
             dtype = ranks[0].shape(name)[1]
             spec = next((f for f in fused if name.startswith(f"{f.module}.{f.fused_name}.")), None)
             if spec is None:
                 shape = list(shapes[0])
                 if dim is not None:
                     shape[dim] = sum(s[dim] for s in shapes)
-                plan.append((out, tuple(shape), dtype, partial(_gather, ranks, name, dim)))
+                plan.append((name, tuple(shape), dtype, partial(_gather, ranks, name, dim)))
                 continue
-            parts = len(spec.linear_names)
-            if dim not in (None, 0) or shapes[0][0] % parts:
-                raise CheckpointError(f"{ranks[0].path}: fused {name} of shape {shapes[0]} cannot split in {parts}")
-            for i, linear in enumerate(spec.linear_names):
-                part_out = out.replace(f".{spec.fused_name}.", f".{linear}.")
-                rows = shapes[0][0] // parts * (1 if dim is None else len(ranks))
-                plan.append((part_out, (rows, *shapes[0][1:]), dtype, partial(_unfuse, ranks, name, dim, i, parts)))
+            rest = name[len(f"{spec.module}.{spec.fused_name}."):]
+            outs = [f"{spec.module}.{linear}.{rest}" for linear in spec.linear_names]
+            if dim is None:  # LoRA A of a column-fused linear: one A shared by every part, so each gets a copy
+                for out in outs:
+                    plan.append((out, shapes[0], dtype, partial(_gather, ranks, name, None)))
+                continue
+            sizes = [d // spec.tp_size for d in spec.original_dims]
+            if dim != 0 or spec.tp_size != len(ranks) or any(s[0] != sum(sizes) for s in shapes):
+                raise CheckpointError(f"{ranks[0].path}: fused {name} of shape {shapes[0]} (split on dim {dim}) "
+                                      f"does not hold {list(spec.original_dims)} / TP {spec.tp_size} rows per rank")
+            for i, out in enumerate(outs):
+                rows = spec.original_dims[i] // spec.tp_size * len(ranks)
+                plan.append((out, (rows, *shapes[0][1:]), dtype, partial(_unfuse, ranks, name, sizes, i)))
     return plan
 
 
-def _adapter_config(adapter_dir: Path, fused: list[str], linears: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+def _adapter_config(adapter_dir: Path, linears: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+    """optimum-neuron saves it with the original module names already; a fused name still present is
+    expanded anyway, since peft would otherwise find no gate_up_proj module to load into."""
     path = adapter_dir / "adapter_config.json"
     if not path.is_file():
         raise CheckpointError(f"{path}: missing")
@@ -140,13 +149,15 @@ def _adapter_config(adapter_dir: Path, fused: list[str], linears: dict[str, tupl
 def consolidate_sharded(ckpt: ShardedCheckpoint, out: Path, max_shard_bytes: int) -> list[str]:
     adapter_name = ckpt.adapter_dir.name.removeprefix("adapter_") if ckpt.adapter_dir else None
     plan = _plan(ckpt, adapter_name)
+    if not plan:
+        raise CheckpointError(f"{ckpt.shards_dir}: no tensor of the rank files is a parameter in mp_metadata")
     producers = {name: make for name, _, _, make in plan}
     specs = [(n, s, d) for n, s, d, _ in plan]
     bar = tqdm(total=len(plan), desc="consolidate", unit="tensor")
     if ckpt.adapter_dir is not None:
         fused = [s for pp in ckpt.metadata.values() for s in fused_specs(pp)]
         linears = {s.fused_name: s.linear_names for s in fused}
-        config = _adapter_config(ckpt.adapter_dir, [s.fused_name for s in fused], linears)
+        config = _adapter_config(ckpt.adapter_dir, linears)
         groups = [(specs, "adapter_model.safetensors")]
         (out / "adapter_config.json").write_text(json.dumps(config, indent=2))
     else:

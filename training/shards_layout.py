@@ -1,14 +1,16 @@
 """The optimum-neuron 0.4.x sharded checkpoint layout, read without neuronx_distributed.
 
-    checkpoint-N/done                                        written last by the trainer
+    checkpoint-N/trainer_state.json                          written by the trainer after the weights
     checkpoint-N/shards/model/dp_rank_00_tp_rank_XX_pp_rank_YY.pt   full model
     checkpoint-N/shards/mp_metadata_pp_rank_Y.json
-    checkpoint-N/adapter_<name>/adapter_shards/model/...pt          LoRA adapter
-    checkpoint-N/adapter_<name>/adapter_shards/mp_metadata_pp_rank_Y.json
-    checkpoint-N/adapter_<name>/adapter_config.json
+    checkpoint-N/shards/done                                 neuronx_distributed's marker, written last
+    checkpoint-N/adapter_<name>/adapter_shards/{model/...pt, mp_metadata_pp_rank_Y.json, done}   LoRA adapter
+    checkpoint-N/adapter_<name>/adapter_config.json          already in the original (unfused) module names
 
-A rank file is either a plain torch.save state dict or the xser form: X.pt holds
-TensorReference stubs whose tensors live in X.pt.tensors/tensor_<tid>.pt.
+Rank files key tensors as peft's get_peft_model_state_dict does (`base_model.model.….lora_A.weight`, no
+adapter name); mp_metadata keys them by named_parameters (`….lora_A.<name>.weight`), so names are matched
+with the adapter segment removed. A rank file is either a plain torch.save state dict or the xser form: X.pt
+holds TensorReference stubs whose tensors live in X.pt.tensors/tensor_<tid>.pt.
 """
 
 from __future__ import annotations
@@ -60,31 +62,64 @@ def checkpoint_step(path: Path) -> int:
     return int(match.group(1)) if match else -1
 
 
+def shards_dirs(root: Path) -> list[Path]:
+    """The shard directories of a checkpoint: shards/ (full model) or every adapter_<name>/adapter_shards/."""
+    if (root / "shards").is_dir():
+        return [root / "shards"]
+    return sorted(root.glob("adapter_*/adapter_shards"))
+
+
+def incomplete_reason(root: Path) -> str | None:
+    """Why `root` is not a completely written checkpoint, None if it is.
+
+    neuronx_distributed writes `done` inside the shard directory once every rank has saved; the Neuron
+    trainer writes trainer_state.json into checkpoint-N after that."""
+    dirs = shards_dirs(root)
+    if not dirs:
+        return f"{root}: neither shards/ nor adapter_<name>/adapter_shards/"
+    for shards in dirs:
+        if not (shards / "done").is_file():
+            return f"{shards / 'done'}: missing; the checkpoint was not completely written"
+    if checkpoint_step(root) >= 0 and not (root / "trainer_state.json").is_file():
+        return f"{root / 'trainer_state.json'}: missing; the trainer did not finish this checkpoint"
+    return None
+
+
 def resolve_checkpoint(path: Path) -> Path:
-    """`path` itself if it is a checkpoint, else its latest complete checkpoint-N (one with `done`)."""
+    """`path` itself if it is a checkpoint, else its latest complete checkpoint-N."""
     if not path.is_dir():
         raise CheckpointError(f"{path}: no such directory")
-    if checkpoint_step(path) >= 0 or (path / "shards").is_dir() or list(path.glob("adapter_*/adapter_shards")):
+    if checkpoint_step(path) >= 0 or shards_dirs(path):
         return path
     candidates = sorted((p for p in path.iterdir() if checkpoint_step(p) >= 0), key=checkpoint_step, reverse=True)
+    reasons = []
     for cand in candidates:
-        if (cand / "done").is_file():
+        reason = incomplete_reason(cand)
+        if reason is None:
             return cand
+        reasons.append(reason)
     if candidates:
-        raise CheckpointError(f"{candidates[0] / 'done'}: missing; no complete checkpoint-N in {path}")
+        raise CheckpointError(f"no complete checkpoint-N in {path}; latest: {reasons[0]}")
     return path
+
+
+def _tp_size(metadata: dict[str, Any]) -> int | None:
+    """The TP degree recorded with the sharded parameters (`num_partitions`), None if nothing is sharded."""
+    sizes = {int(info["num_partitions"]) for info in metadata.get("parameters", {}).values()
+             if info.get("tensor_model_parallel") and "num_partitions" in info}
+    return max(sizes) if sizes else None
 
 
 def open_sharded(root: Path) -> ShardedCheckpoint:
     """Find the shards of `root`, checking the done marker, every rank and every metadata file."""
-    adapters = sorted(root.glob("adapter_*/adapter_shards"))
-    if len(adapters) > 1:
-        raise CheckpointError(f"{root}: several adapters ({', '.join(a.parent.name for a in adapters)}); expected one")
-    shards_dir = adapters[0] if adapters else root / "shards"
-    if not shards_dir.is_dir():
-        raise CheckpointError(f"{root}: neither shards/ nor adapter_<name>/adapter_shards/")
-    if not (root / "done").is_file():
-        raise CheckpointError(f"{root / 'done'}: missing; the checkpoint was not completely written")
+    dirs = shards_dirs(root)
+    if len(dirs) > 1:
+        raise CheckpointError(f"{root}: several adapters ({', '.join(a.parent.name for a in dirs)}); expected one")
+    reason = incomplete_reason(root)
+    if reason is not None:
+        raise CheckpointError(reason)
+    shards_dir = dirs[0]
+    is_adapter = shards_dir.name == "adapter_shards"
     files: dict[tuple[int, int], Path] = {}
     for path in sorted((shards_dir / "model").glob("*.pt")):
         match = RANK_FILE.search(path.name)
@@ -98,13 +133,19 @@ def open_sharded(root: Path) -> ShardedCheckpoint:
         meta = shards_dir / f"mp_metadata_pp_rank_{pp}.json"
         if not meta.is_file():
             raise CheckpointError(f"{meta}: missing")
-        metadata[pp] = json.loads(meta.read_text())
-        expected = metadata[pp].get("tp_size", tp_size)
+        try:
+            metadata[pp] = json.loads(meta.read_text())
+            if not isinstance(metadata[pp].get("parameters"), dict):
+                raise ValueError("no 'parameters' object")
+        except ValueError as exc:
+            raise CheckpointError(f"{meta}: unreadable ({exc})") from exc
+        metadata[pp]["__file__"] = str(meta)
+        expected = _tp_size(metadata[pp]) or tp_size
         for tp in range(max(expected, tp_size)):
             if (tp, pp) not in files:
                 name = f"dp_rank_00_tp_rank_{tp:02d}_pp_rank_{pp:02d}.pt"
                 raise CheckpointError(f"{shards_dir / 'model' / name}: missing rank (tp {tp} of {expected})")
-    return ShardedCheckpoint(root, shards_dir, shards_dir.parent if adapters else None, files, metadata)
+    return ShardedCheckpoint(root, shards_dir, shards_dir.parent if is_adapter else None, files, metadata)
 
 
 REMAP_BYTES = 32 * 1024**2
@@ -163,27 +204,56 @@ class RankFile:
         raise CheckpointError(f"{self.path}: entry {name} is a {type(value).__name__}, not a tensor")
 
 
+LORA_SEGMENT = re.compile(r"\.(lora_(?:embedding_)?[AB])\.([^.]+)(?=\.|$)")
+SUPPORTED_SPECS = {"FusedLinearsSpec"}
+
+
+def without_adapter_name(name: str) -> tuple[str, str | None]:
+    """`….lora_A.default.weight` -> (`….lora_A.weight`, "default"); other names come back unchanged with None."""
+    match = LORA_SEGMENT.search(name)
+    if match is None:
+        return name, None
+    return name[:match.start()] + "." + match.group(1) + name[match.end():], match.group(2)
+
+
+def parameter_dims(metadata: dict[str, Any], adapter_name: str | None) -> dict[str, int | None]:
+    """Rank-file name -> the dimension it is split on across TP ranks (None: replicated).
+
+    For an adapter, only the parameters of `adapter_name` are kept, keyed without the adapter segment."""
+    dims: dict[str, int | None] = {}
+    for name, info in metadata.get("parameters", {}).items():
+        key, adapter = without_adapter_name(name)
+        if adapter_name is not None and adapter is not None and adapter != adapter_name:
+            continue
+        dims[key] = int(info["partition_dim"]) if info.get("tensor_model_parallel", False) else None
+    return dims
+
+
 @dataclass(frozen=True)
 class FusedSpec:
-    """A module whose fused linear (gate_up_proj) stacks its parts per rank along dim 0."""
+    """A module whose fused linear (gate_up_proj) holds, on each rank, its slice of every part along dim 0."""
 
     module: str
     fused_name: str
     linear_names: tuple[str, ...]
+    original_dims: tuple[int, ...]
+    tp_size: int
 
 
 def fused_specs(metadata: dict[str, Any]) -> list[FusedSpec]:
+    """The FusedLinearsSpecs of `model_weight_transformation_specs`; any other spec is refused by name."""
+    source = metadata.get("__file__", "mp_metadata")
     specs = []
     for entry in metadata.get("model_weight_transformation_specs", []):
-        for spec in entry.get("specs", []):
-            if spec.get("type") == "FusedLinearsSpec":
-                specs.append(FusedSpec(entry["module_fqn"], spec["fused_linear_name"], tuple(spec["linear_names"])))
+        module = entry["module_fully_qualified_name"]
+        for cls_name, fields in entry.get("specs", []):
+            if cls_name not in SUPPORTED_SPECS:
+                raise CheckpointError(
+                    f"{source}: {module} uses {cls_name}, which this tool cannot consolidate (it permutes heads "
+                    "across ranks); use optimum-neuron's consolidate_model_parallel_checkpoints_to_unified_checkpoint")
+            if fields.get("fuse_axis") not in (0, "column"):
+                raise CheckpointError(f"{source}: {module}.{fields['fused_linear_name']} is fused on axis "
+                                      f"{fields.get('fuse_axis')!r}; only column (0) fusion is supported")
+            specs.append(FusedSpec(module, fields["fused_linear_name"], tuple(fields["linear_names"]),
+                                   tuple(int(d) for d in fields["original_dims"]), int(fields["tp_size"])))
     return specs
-
-
-def partition_dim(metadata: dict[str, Any], name: str) -> int | None:
-    """The dimension `name` is split on across tensor-parallel ranks, None if replicated."""
-    info = metadata.get("parameters", {}).get(name)
-    if info is None or not info.get("tensor_model_parallel", False):
-        return None
-    return int(info["partition_dim"])

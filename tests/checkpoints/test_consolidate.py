@@ -8,22 +8,20 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from shards_writer import write_sharded
+from shards_writer import neuron_equivalent, write_sharded
 
 from training.consolidate import ConsolidateArguments, cli, main
 
 
-def _neuron_adapter_state(adapter: Path) -> dict[str, torch.Tensor]:
-    """The adapter as the Neuron trainer's rank files name it (with the adapter name)."""
-    state = load_file(adapter / "adapter_model.safetensors")
-    return {k.replace(".lora_A.", ".lora_A.default.").replace(".lora_B.", ".lora_B.default.")
-            .replace("lora_embedding_A", "lora_embedding_A.default").replace("lora_embedding_B", "lora_embedding_B.default"): v
-            for k, v in state.items()}
-
-
-def _sharded_adapter(adapter: Path, root: Path, xser: bool = False) -> Path:
+def _sharded_adapter(adapter: Path, root: Path, xser: bool = False, adapter_name: str = "default") -> Path:
+    """The adapter as the Neuron trainer saves it: rank files keyed like the peft file, config unfused."""
     config = json.loads((adapter / "adapter_config.json").read_text())
-    return write_sharded(root / "checkpoint-20", _neuron_adapter_state(adapter), xser=xser, adapter_config=config)
+    return write_sharded(root / "checkpoint-20", load_file(adapter / "adapter_model.safetensors"), xser=xser,
+                         adapter_config=config, adapter=adapter_name)
+
+
+def _neuron_trained(adapter: Path) -> dict[str, torch.Tensor]:
+    return neuron_equivalent(load_file(adapter / "adapter_model.safetensors"))
 
 
 def _assert_same(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> None:
@@ -36,16 +34,50 @@ def _assert_same(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) ->
 def test_adapter_from_8_ranks_equals_the_peft_state_dict(adapter: Path, tmp_path: Path, xser: bool) -> None:
     ckpt = _sharded_adapter(adapter, tmp_path / "run", xser)
     out = main(ConsolidateArguments(checkpoint_dir=str(ckpt), output_dir=str(tmp_path / "out")))
-    _assert_same(load_file(out / "adapter_model.safetensors"), load_file(adapter / "adapter_model.safetensors"))
+    _assert_same(load_file(out / "adapter_model.safetensors"), _neuron_trained(adapter))
     config = json.loads((out / "adapter_config.json").read_text())
     assert "gate_proj" in config["target_modules"] and "gate_up_proj" not in config["target_modules"]
 
 
+def test_fused_gate_up_lora_a_is_shared_by_gate_and_up(adapter: Path, tmp_path: Path) -> None:
+    out = main(ConsolidateArguments(checkpoint_dir=str(_sharded_adapter(adapter, tmp_path / "run")),
+                                    output_dir=str(tmp_path / "out")))
+    got = load_file(out / "adapter_model.safetensors")
+    gate = [n for n in got if ".gate_proj.lora_A." in n]
+    assert gate and all(torch.equal(got[n], got[n.replace(".gate_proj.", ".up_proj.")]) for n in gate)
+
+
+def test_named_adapter_keeps_peft_key_names(adapter: Path, tmp_path: Path) -> None:
+    ckpt = _sharded_adapter(adapter, tmp_path / "run", adapter_name="model")  # a name that is also a key segment
+    out = main(ConsolidateArguments(checkpoint_dir=str(ckpt), output_dir=str(tmp_path / "out")))
+    _assert_same(load_file(out / "adapter_model.safetensors"), _neuron_trained(adapter))
+
+
+def test_consolidated_adapter_loads_into_peft_with_every_weight(base_model: Path, adapter: Path, tmp_path: Path) -> None:
+    from peft import PeftModel
+    from peft.utils import get_peft_model_state_dict
+    from transformers import AutoModelForCausalLM
+
+    out = main(ConsolidateArguments(checkpoint_dir=str(_sharded_adapter(adapter, tmp_path / "run")),
+                                    output_dir=str(tmp_path / "out")))
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_model, torch_dtype=torch.float32), out)
+    _assert_same(get_peft_model_state_dict(model), _neuron_trained(adapter))
+
+
 def test_training_output_dir_uses_the_latest_complete_checkpoint(adapter: Path, tmp_path: Path) -> None:
     _sharded_adapter(adapter, tmp_path / "run")
-    (tmp_path / "run" / "checkpoint-40" / "shards").mkdir(parents=True)  # no done marker: unfinished
+    (tmp_path / "run" / "checkpoint-40" / "adapter_default" / "adapter_shards").mkdir(parents=True)  # no done: unfinished
     out = main(ConsolidateArguments(checkpoint_dir=str(tmp_path / "run"), output_dir=str(tmp_path / "out")))
-    _assert_same(load_file(out / "adapter_model.safetensors"), load_file(adapter / "adapter_model.safetensors"))
+    _assert_same(load_file(out / "adapter_model.safetensors"), _neuron_trained(adapter))
+
+
+def test_checkpoint_without_trainer_state_is_skipped_as_unfinished(adapter: Path, tmp_path: Path) -> None:
+    _sharded_adapter(adapter, tmp_path / "run")
+    later = _sharded_adapter(adapter, tmp_path / "later")
+    (later / "trainer_state.json").unlink()
+    later.rename(tmp_path / "run" / "checkpoint-40")
+    out = main(ConsolidateArguments(checkpoint_dir=str(tmp_path / "run"), output_dir=str(tmp_path / "out")))
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 20
 
 
 def test_full_model_unfuses_gate_up_proj(base_model: Path, tmp_path: Path) -> None:
@@ -79,8 +111,20 @@ def test_missing_rank_is_an_error_naming_the_file(adapter: Path, tmp_path: Path,
 
 def test_missing_done_marker_is_an_error(adapter: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ckpt = _sharded_adapter(adapter, tmp_path / "run")
-    (ckpt / "done").unlink()
-    assert "done: missing" in _fails(ckpt, tmp_path, capsys)
+    (ckpt / "adapter_default" / "adapter_shards" / "done").unlink()
+    assert "adapter_shards/done: missing" in _fails(ckpt, tmp_path, capsys)
+
+
+def test_gqa_qkv_spec_is_refused_naming_it(adapter: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """TP above the kv head count makes optimum-neuron fuse q/k/v into a GQAQKVColumnParallelLinear."""
+    ckpt = _sharded_adapter(adapter, tmp_path / "run")
+    meta_path = ckpt / "adapter_default" / "adapter_shards" / "mp_metadata_pp_rank_0.json"
+    meta = json.loads(meta_path.read_text())
+    meta["model_weight_transformation_specs"][-1]["specs"].append(
+        ["GQAQKVColumnParallelLinearSpec", {"gqa_qkv_projection_name": "qkv_proj", "kv_size_multiplier": 4}])
+    meta_path.write_text(json.dumps(meta))
+    err = _fails(ckpt, tmp_path, capsys)
+    assert "mp_metadata_pp_rank_0.json" in err and "GQAQKVColumnParallelLinearSpec" in err
 
 
 @pytest.mark.parametrize("xser", [False, True], ids=["torch-save", "xser"])
