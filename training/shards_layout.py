@@ -15,8 +15,13 @@ holds TensorReference stubs whose tensors live in X.pt.tensors/tensor_<tid>.pt.
 
 from __future__ import annotations
 
+import io
 import json
+import math
+import pickle
 import re
+import struct
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,15 +156,104 @@ def open_sharded(root: Path) -> ShardedCheckpoint:
 REMAP_BYTES = 32 * 1024**2
 
 
+@dataclass(frozen=True)
+class _Entry:
+    """Where one contiguous tensor's bytes lie in a torch.save zip."""
+
+    offset: int
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+
+
+class _StorageRef:
+    def __init__(self, key: str, dtype: torch.dtype) -> None:
+        self.key, self.dtype = key, dtype
+
+
+def _record_tensor(storage: _StorageRef, storage_offset: int, size: tuple[int, ...], stride: tuple[int, ...],
+                   *_: Any) -> tuple[_StorageRef, int, tuple[int, ...], tuple[int, ...]]:
+    return storage, storage_offset, tuple(size), tuple(stride)
+
+
+STORAGE_DTYPES = {"BFloat16Storage": torch.bfloat16, "HalfStorage": torch.float16, "FloatStorage": torch.float32,
+                  "DoubleStorage": torch.float64, "LongStorage": torch.int64, "IntStorage": torch.int32,
+                  "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
+                  "BoolStorage": torch.bool}
+
+
+class _IndexUnpickler(pickle.Unpickler):
+    """Unpickles a torch.save state dict into storage references only: nothing is read but the pickle."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return _record_tensor
+        if (module, name) == ("collections", "OrderedDict"):
+            return dict
+        if module == "torch" and name in STORAGE_DTYPES:
+            return STORAGE_DTYPES[name]
+        raise pickle.UnpicklingError(f"{module}.{name} is not a plain tensor state dict entry")
+
+    def persistent_load(self, pid: Any) -> _StorageRef:
+        _, dtype, key, _, _ = pid
+        if not isinstance(dtype, torch.dtype):
+            raise pickle.UnpicklingError(f"storage of unknown type {dtype!r}")
+        return _StorageRef(str(key), dtype)
+
+
+def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    strides, step = [], 1
+    for dim in reversed(shape):
+        strides.append(step)
+        step *= dim
+    return tuple(reversed(strides))
+
+
+def _read_index(path: Path) -> dict[str, _Entry] | None:
+    """name -> file offset, shape, dtype of every tensor, from one parse of the zip and its pickle; None when
+    the file holds anything else (xser stubs, views with odd strides), which the torch.load path handles."""
+    try:
+        with zipfile.ZipFile(path) as zf, open(path, "rb") as raw:
+            names = zf.namelist()
+            pkl = next((n for n in names if n.endswith("/data.pkl")), None)
+            if pkl is None:
+                return None
+            prefix = pkl.removesuffix("data.pkl")
+            data = _IndexUnpickler(io.BytesIO(zf.read(pkl))).load()
+            if not isinstance(data, dict):
+                return None
+            offsets: dict[str, int] = {}
+            for info in zf.infolist():
+                if info.filename.startswith(prefix + "data/") and info.compress_type == zipfile.ZIP_STORED:
+                    raw.seek(info.header_offset)
+                    header = raw.read(30)
+                    name_len, extra_len = struct.unpack("<HH", header[26:30])
+                    offsets[info.filename.removeprefix(prefix + "data/")] = info.header_offset + 30 + name_len + extra_len
+    except (OSError, zipfile.BadZipFile, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError):
+        return None
+    index: dict[str, _Entry] = {}
+    for name, value in data.items():
+        if not isinstance(value, tuple) or len(value) != 4 or not isinstance(value[0], _StorageRef):
+            return None
+        storage, storage_offset, shape, stride = value
+        if storage.key not in offsets or (stride != _contiguous_strides(shape) and math.prod(shape) > 1):
+            return None
+        itemsize = torch.empty((), dtype=storage.dtype).element_size()
+        index[name] = _Entry(offsets[storage.key] + storage_offset * itemsize, shape, storage.dtype)
+    return index
+
+
 class RankFile:
-    """One rank's state dict, memory-mapped. The mapping is renewed after every REMAP_BYTES served, so pages
-    of tensors already written leave memory; an xser file loads each tensor from its own file."""
+    """One rank's state dict. A plain torch.save file is indexed once (offsets from its zip and pickle) and
+    each tensor is read into its own buffer, so memory holds only the tensors being written. Other files
+    (xser) are memory-mapped, the mapping renewed after every REMAP_BYTES served; an xser tensor is loaded
+    from its own file."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._data: dict[str, Any] | None = self._load()
+        self._index = _read_index(path)
+        self._data: dict[str, Any] | None = None if self._index is not None else self._load()
         self._served = 0
-        self._names = list(self._data)
+        self._names = list(self._index if self._index is not None else self._data or {})
 
     def _load(self) -> dict[str, Any]:
         try:
@@ -172,6 +266,9 @@ class RankFile:
 
     def shape(self, name: str) -> tuple[tuple[int, ...], torch.dtype]:
         """Shape and dtype without touching the data (xser: from the tensor file's mapping)."""
+        if self._index is not None:
+            entry = self._index[name]
+            return entry.shape, entry.dtype
         if self._data is None:
             self._data, self._served = self._load(), 0
         t = self[name] if isinstance(self._data[name], TensorReference) else self._data[name]
@@ -183,7 +280,19 @@ class RankFile:
     def __contains__(self, name: object) -> bool:
         return name in self._names
 
+    def _read(self, entry: _Entry) -> torch.Tensor:
+        tensor = torch.empty(entry.shape, dtype=entry.dtype)
+        buffer = tensor.reshape(-1).view(torch.uint8).numpy()
+        with open(self.path, "rb") as f:
+            f.seek(entry.offset)
+            got = f.readinto(buffer.data)
+        if got != buffer.nbytes:
+            raise CheckpointError(f"{self.path}: unreadable (truncated: {got} of {buffer.nbytes} bytes at {entry.offset})")
+        return tensor
+
     def __getitem__(self, name: str) -> torch.Tensor:
+        if self._index is not None:
+            return self._read(self._index[name])
         if self._data is None:
             self._data, self._served = self._load(), 0
         value = self._data[name]
