@@ -206,6 +206,34 @@ def write_summary(path: Path, **fields: Any) -> dict[str, Any]:
 
 
 def main(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict[str, Any] | None:
+    """Train, then leave the process group on every rank (see `_leave_process_group`)."""
+    finished = False
+    try:
+        summary = _train(model_args, data_args, train_args)
+        finished = True
+        return summary
+    finally:
+        _leave_process_group(wait_for_all=finished)
+
+
+def _leave_process_group(wait_for_all: bool) -> None:
+    """Close torch.distributed before the process exits.
+
+    A rank that exits with its gloo group still open can abort ("terminate called
+    without an active exception"), and torchrun then fails the whole job although
+    training finished. After a good run every rank first waits for rank 0's final
+    writes; after a failure nobody waits for ranks that may be gone.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if wait_for_all:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
+def _train(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict[str, Any] | None:
     """Train; returns the summary on the main process (None elsewhere and in the compile pass)."""
     from transformers import AutoTokenizer, set_seed
 
