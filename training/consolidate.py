@@ -28,6 +28,7 @@ import torch
 from tqdm import tqdm
 
 from training.shards_io import (
+    FileRange,
     SafetensorsStream,
     atomic_output_dir,
     copy_side_files,
@@ -62,24 +63,26 @@ class ConsolidateArguments:
             raise ValueError("output_dir must differ from checkpoint_dir")
 
 
-Producer = Callable[[], Iterator[torch.Tensor]]
+Producer = Callable[[], Iterator[torch.Tensor | FileRange]]
 
 
-def _gather(ranks: list[RankFile], name: str, dim: int | None) -> Iterator[torch.Tensor]:
-    """Dim-0 pieces of the whole tensor: rank by rank for dim 0, so only one rank's slice is read at a time."""
+def _gather(ranks: list[RankFile], name: str, dim: int | None) -> Iterator[torch.Tensor | FileRange]:
+    """Dim-0 pieces of the whole tensor: rank by rank for dim 0 (file to file where the rank file is indexed),
+    so at most one rank's slice is in memory at a time."""
     if dim is None:
-        yield ranks[0][name]
+        yield ranks[0].range(name) or ranks[0][name]
     elif dim == 0:
         for r in ranks:
-            yield r[name]
+            yield r.range(name) or r[name]
     else:
         yield torch.cat([r[name] for r in ranks], dim=dim)
 
 
-def _unfuse(ranks: list[RankFile], name: str, sizes: list[int], index: int) -> Iterator[torch.Tensor]:
+def _unfuse(ranks: list[RankFile], name: str, sizes: list[int], index: int) -> Iterator[torch.Tensor | FileRange]:
     """Part `index` of a column-fused tensor: each rank holds its slice of every part, stacked along dim 0."""
+    start = sum(sizes[:index])
     for r in ranks:
-        yield r[name].split(sizes, dim=0)[index]
+        yield r.range(name, (start, start + sizes[index])) or r[name].split(sizes, dim=0)[index]
 
 
 def _plan(ckpt: ShardedCheckpoint, adapter_name: str | None) -> list[tuple[str, tuple[int, ...], torch.dtype, Producer]]:

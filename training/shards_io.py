@@ -8,11 +8,13 @@ each tensor's bytes as it is produced.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import struct
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -20,6 +22,45 @@ import torch
 
 DTYPE_NAMES = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16", torch.int64: "I64",
                torch.int32: "I32", torch.uint8: "U8", torch.bool: "BOOL", torch.float64: "F64"}
+
+
+@dataclass(frozen=True)
+class FileRange:
+    """A contiguous tensor's bytes in another file: copied file to file, never through Python memory."""
+
+    path: Path
+    offset: int
+    nbytes: int
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+
+
+def _write_all(dst: IO[bytes], data: memoryview) -> None:
+    """An unbuffered write may be short; loop until every byte is out."""
+    data = data.cast("B")
+    while data:
+        done = dst.write(data)
+        data = data[done or 0:]
+
+
+def _copy_range(src: FileRange, dst: IO[bytes]) -> None:
+    """copy_file_range (in-kernel, reflinked where the filesystem can) with a read/write fallback."""
+    with open(src.path, "rb") as f:
+        offset, left = src.offset, src.nbytes
+        try:
+            while left:
+                done = os.copy_file_range(f.fileno(), dst.fileno(), left, offset)
+                if done == 0:
+                    raise ValueError(f"{src.path}: truncated at byte {offset}")
+                offset, left = offset + done, left - done
+        except (OSError, AttributeError):  # other filesystem or kernel without it: copy what is left in user space
+            f.seek(offset)
+            while left:
+                chunk = f.read(min(left, 16 * 1024**2))
+                if not chunk:
+                    raise ValueError(f"{src.path}: truncated at byte {offset}") from None
+                _write_all(dst, memoryview(chunk))
+                offset, left = offset + len(chunk), left - len(chunk)
 
 
 class SafetensorsStream:
@@ -36,9 +77,10 @@ class SafetensorsStream:
             offset += size
         raw = json.dumps(header, separators=(",", ":")).encode()
         raw += b" " * (-len(raw) % 8)
-        # held open across append() calls, closed by close(); callers stream tensors in between
-        self._file: IO[bytes] = open(path, "wb")  # noqa: SIM115
-        self._file.write(struct.pack("<Q", len(raw)) + raw)
+        # held open across append() calls, closed by close(); unbuffered, so file-to-file copies and
+        # writes share one file position
+        self._file: IO[bytes] = open(path, "wb", buffering=0)  # noqa: SIM115
+        _write_all(self._file, memoryview(struct.pack("<Q", len(raw)) + raw))
         self._next = 0
 
     def append(self, name: str, tensor: torch.Tensor) -> None:
@@ -46,11 +88,11 @@ class SafetensorsStream:
         got = (name, tuple(tensor.shape), tensor.dtype)
         if got != want:
             raise ValueError(f"{self.path.name}: expected tensor {want}, got {got}")
-        self._file.write(tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy().data)  # no copy
+        _write_all(self._file, tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy().data)  # no copy
         self._next += 1
 
-    def append_parts(self, name: str, parts: Iterator[torch.Tensor]) -> None:
-        """Write a tensor given as consecutive dim-0 pieces, one piece in memory at a time."""
+    def append_parts(self, name: str, parts: Iterator[torch.Tensor | FileRange]) -> None:
+        """Write a tensor given as consecutive dim-0 pieces, one piece in memory at a time (none for a FileRange)."""
         want = self._expected[self._next]
         if name != want[0]:
             raise ValueError(f"{self.path.name}: expected tensor {want[0]}, got {name}")
@@ -58,7 +100,10 @@ class SafetensorsStream:
         for part in parts:
             if part.dtype != want[2] or tuple(part.shape[1:]) != want[1][1:]:
                 raise ValueError(f"{self.path.name}: {name} piece {tuple(part.shape)} {part.dtype} does not fit {want}")
-            self._file.write(part.detach().contiguous().reshape(-1).view(torch.uint8).numpy().data)
+            if isinstance(part, FileRange):
+                _copy_range(part, self._file)
+            else:
+                _write_all(self._file, part.detach().contiguous().reshape(-1).view(torch.uint8).numpy().data)
             rows += part.shape[0]
         if rows != want[1][0]:
             raise ValueError(f"{self.path.name}: {name} got {rows} rows, expected {want[1][0]}")

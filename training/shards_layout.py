@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from training.shards_io import FileRange
+
 RANK_FILE = re.compile(r"dp_rank_(\d+)_tp_rank_(\d+)_pp_rank_(\d+)\.pt$")
 XSER_REFERENCE = "torch_xla.utils.serialization.TensorReference"
 
@@ -154,6 +156,7 @@ def open_sharded(root: Path) -> ShardedCheckpoint:
 
 
 REMAP_BYTES = 32 * 1024**2
+SCRATCH_BYTES = 32 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -244,7 +247,7 @@ def _read_index(path: Path) -> dict[str, _Entry] | None:
 
 class RankFile:
     """One rank's state dict. A plain torch.save file is indexed once (offsets from its zip and pickle) and
-    each tensor is read into its own buffer, so memory holds only the tensors being written. Other files
+    each tensor is read into one reused buffer, so memory holds only the tensors being written. Other files
     (xser) are memory-mapped, the mapping renewed after every REMAP_BYTES served; an xser tensor is loaded
     from its own file."""
 
@@ -253,6 +256,7 @@ class RankFile:
         self._index = _read_index(path)
         self._data: dict[str, Any] | None = None if self._index is not None else self._load()
         self._served = 0
+        self._scratch: torch.Tensor | None = None
         self._names = list(self._index if self._index is not None else self._data or {})
 
     def _load(self) -> dict[str, Any]:
@@ -280,15 +284,34 @@ class RankFile:
     def __contains__(self, name: object) -> bool:
         return name in self._names
 
+    def range(self, name: str, rows: tuple[int, int] | None = None) -> FileRange | None:
+        """Where `name` (or its dim-0 rows [start, stop)) lies in this file, for a file-to-file copy; None
+        when the file has no index (xser), so the caller reads the tensor instead."""
+        if self._index is None:
+            return None
+        entry = self._index[name]
+        start, stop = rows if rows is not None else (0, entry.shape[0] if entry.shape else 1)
+        row_bytes = math.prod(entry.shape[1:]) * torch.empty((), dtype=entry.dtype).element_size()
+        shape = (stop - start, *entry.shape[1:]) if entry.shape else ()
+        return FileRange(self.path, entry.offset + start * row_bytes, (stop - start) * row_bytes, shape, entry.dtype)
+
     def _read(self, entry: _Entry) -> torch.Tensor:
-        tensor = torch.empty(entry.shape, dtype=entry.dtype)
-        buffer = tensor.reshape(-1).view(torch.uint8).numpy()
+        """The tensor, in this rank's scratch buffer (up to SCRATCH_BYTES): valid until the next read from this
+        rank. Reusing the buffer spares the kernel zeroing fresh pages for every tensor, which cost more than
+        the copy; the cap keeps eight ranks' buffers far below the largest tensor."""
+        nbytes = math.prod(entry.shape) * torch.empty((), dtype=entry.dtype).element_size()
+        if nbytes > SCRATCH_BYTES:  # a big slice (embeddings) gets its own buffer, freed once written
+            raw = torch.empty(nbytes, dtype=torch.uint8)
+        else:
+            if self._scratch is None or self._scratch.numel() < nbytes:
+                self._scratch = torch.empty(nbytes, dtype=torch.uint8)
+            raw = self._scratch[:nbytes]
         with open(self.path, "rb") as f:
             f.seek(entry.offset)
-            got = f.readinto(buffer.data)
-        if got != buffer.nbytes:
-            raise CheckpointError(f"{self.path}: unreadable (truncated: {got} of {buffer.nbytes} bytes at {entry.offset})")
-        return tensor
+            got = f.readinto(raw.numpy().data)
+        if got != nbytes:
+            raise CheckpointError(f"{self.path}: unreadable (truncated: {got} of {nbytes} bytes at {entry.offset})")
+        return raw.view(entry.dtype).reshape(entry.shape)
 
     def __getitem__(self, name: str) -> torch.Tensor:
         if self._index is not None:
@@ -358,8 +381,10 @@ def fused_specs(metadata: dict[str, Any]) -> list[FusedSpec]:
         for cls_name, fields in entry.get("specs", []):
             if cls_name not in SUPPORTED_SPECS:
                 raise CheckpointError(
-                    f"{source}: {module} uses {cls_name}, which this tool cannot consolidate (it permutes heads "
-                    "across ranks); use optimum-neuron's consolidate_model_parallel_checkpoints_to_unified_checkpoint")
+                    f"{source}: {module} uses {cls_name}, which this tool cannot consolidate (optimum-neuron "
+                    "uses it when num_key_value_heads < TP size or is not divisible by it: kv heads are repeated "
+                    "kv_size_multiplier times and query heads permuted across ranks); consolidate with "
+                    "optimum-neuron's consolidate_model_parallel_checkpoints_to_unified_checkpoint instead")
             if fields.get("fuse_axis") not in (0, "column"):
                 raise CheckpointError(f"{source}: {module}.{fields['fused_linear_name']} is fused on axis "
                                       f"{fields.get('fuse_axis')!r}; only column (0) fusion is supported")
