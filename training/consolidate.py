@@ -12,8 +12,6 @@ when complete.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import math
 import shutil
@@ -22,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -227,33 +225,12 @@ def main(args: ConsolidateArguments) -> Path:
     return output
 
 
-def parse_args(argv: list[str] | None = None) -> ConsolidateArguments:
-    """The flags, read with argparse: transformers' HfArgumentParser (training.cli) costs seconds to import,
-    longer than the copy itself on a small adapter. A leading YAML recipe still goes through training.cli."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    prog = "python -m training.consolidate"
-    if argv and argv[0].endswith((".yaml", ".yml")) and not argv[0].startswith("-"):
-        from training.cli import parse
-
-        (args,) = parse((ConsolidateArguments,), argv, description=__doc__, prog=prog)
-        return cast(ConsolidateArguments, args)
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f in dataclasses.fields(ConsolidateArguments):
-        if f.default is dataclasses.MISSING:
-            parser.add_argument(f"--{f.name}", required=True, help=f.metadata.get("help"))
-        else:
-            parser.add_argument(f"--{f.name}", type=type(f.default), default=f.default,
-                                help=f"{f.metadata.get('help')} (default: {f.default})")
-    return ConsolidateArguments(**vars(parser.parse_args(argv)))
-
-
 def cli(argv: list[str] | None = None) -> int:
-    try:
-        main(parse_args(argv))
-    except (CheckpointError, FileExistsError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    from training.cli import run_entry_point
+
+    return run_entry_point((ConsolidateArguments,), main, argv=argv,
+                           user_errors=(CheckpointError, FileExistsError, FileNotFoundError, ValueError),
+                           prog="python -m training.consolidate", description=__doc__)
 
 
 if __name__ == "__main__":
