@@ -67,6 +67,7 @@ def one_node_cluster(work: Path, munge: Path) -> Iterator[Path]:
         stop(work / "slurmctld.pid")
 
 
+@pytest.mark.slurm
 def test_cluster_check_runs_on_every_node_and_fails_where_fsx_is_missing(one_node_cluster: Path, tmp_path: Path):
     """This machine has no FSx or Neuron devices: the real srun run must report that and exit 1."""
     resources = json.loads(RESOURCES.read_text())
