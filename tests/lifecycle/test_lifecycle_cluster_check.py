@@ -48,7 +48,7 @@ def test_worker_without_neuron_devices_or_fsx_fails_naming_both(
 def one_node_cluster(work: Path, munge: Path) -> Iterator[Path]:
     """slurmctld and one slurmd (trn1-node) on this machine, in this test's directory."""
     if not all(shutil.which(t) for t in ("slurmctld", "slurmd", "srun", "sinfo")):
-        pytest.skip("slurm-wlm is not installed (make setup)")
+        pytest.fail("slurm-wlm is not installed: run `make setup`")
     conf = slurm_conf(work, munge)
     env = {**os.environ, "SLURM_CONF": str(conf)}
     subprocess.run(["slurmctld", "-f", str(conf), "-i"], env=env, check=True, timeout=30)

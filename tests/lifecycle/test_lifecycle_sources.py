@@ -18,8 +18,8 @@ def test_there_are_scripts_to_check():
     assert len(PYTHON_FILES) > 10
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed (make setup)")
 def test_shell_scripts_are_shellcheck_clean():
+    assert shutil.which("shellcheck"), "shellcheck not installed: run `make setup`"
     proc = subprocess.run(
         ["shellcheck", "-x", *map(str, SHELL_SCRIPTS)], capture_output=True, text=True, cwd=LIFECYCLE
     )
