@@ -136,22 +136,13 @@ def latest_complete_checkpoint(output_dir: Path) -> Path | None:
     A node lost mid-save leaves a checkpoint without it; resuming from that would fail,
     so the one before is used.
     """
-    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+    from training.checkpoints import newest_first
 
-    if not output_dir.is_dir():
-        return None
-    last = get_last_checkpoint(str(output_dir))
-    if last is None:
-        return None
-    if (Path(last) / "trainer_state.json").exists():
-        return Path(last)
-    candidates = sorted(
-        (p for p in output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.name.split("-")[-1].isdigit()),
-        key=lambda p: int(p.name.split("-")[-1]), reverse=True,
-    )
+    candidates = newest_first(output_dir)
     for ckpt in candidates:
         if (ckpt / "trainer_state.json").exists():
-            logger.warning("%s is incomplete; resuming from %s", last, ckpt)
+            if ckpt != candidates[0]:
+                logger.warning("%s is incomplete; resuming from %s", candidates[0], ckpt)
             return ckpt
     return None
 

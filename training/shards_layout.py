@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from training.checkpoints import checkpoint_number, newest_first
 from training.shards_io import FileRange
 
 RANK_FILE = re.compile(r"dp_rank_(\d+)_tp_rank_(\d+)_pp_rank_(\d+)\.pt$")
@@ -64,11 +65,6 @@ class ShardedCheckpoint:
         return 1 + max(pp for _, pp in self.rank_files)
 
 
-def checkpoint_step(path: Path) -> int:
-    match = re.fullmatch(r"checkpoint-(\d+)", path.name)
-    return int(match.group(1)) if match else -1
-
-
 def shards_dirs(root: Path) -> list[Path]:
     """The shard directories of a checkpoint: shards/ (full model) or every adapter_<name>/adapter_shards/."""
     if (root / "shards").is_dir():
@@ -87,7 +83,7 @@ def incomplete_reason(root: Path) -> str | None:
     for shards in dirs:
         if not (shards / "done").is_file():
             return f"{shards / 'done'}: missing; the checkpoint was not completely written"
-    if checkpoint_step(root) >= 0 and not (root / "trainer_state.json").is_file():
+    if checkpoint_number(root) >= 0 and not (root / "trainer_state.json").is_file():
         return f"{root / 'trainer_state.json'}: missing; the trainer did not finish this checkpoint"
     return None
 
@@ -96,9 +92,9 @@ def resolve_checkpoint(path: Path) -> Path:
     """`path` itself if it is a checkpoint, else its latest complete checkpoint-N."""
     if not path.is_dir():
         raise CheckpointError(f"{path}: no such directory")
-    if checkpoint_step(path) >= 0 or shards_dirs(path):
+    if checkpoint_number(path) >= 0 or shards_dirs(path):
         return path
-    candidates = sorted((p for p in path.iterdir() if checkpoint_step(p) >= 0), key=checkpoint_step, reverse=True)
+    candidates = newest_first(path)
     reasons = []
     for cand in candidates:
         reason = incomplete_reason(cand)
