@@ -59,13 +59,9 @@ def make_records(num_records: int, seed: int = 0) -> list[dict[str, str]]:
 
 
 def write_dolly_jsonl(path: Path, num_records: int, seed: int = 0) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w") as f:
-        for row in make_records(num_records, seed):
-            f.write(json.dumps(row) + "\n")
-    tmp.replace(path)
-    return path
+    from training.fsio import write_text_atomic
+
+    return write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in make_records(num_records, seed)))
 
 
 def _corpus() -> list[str]:
