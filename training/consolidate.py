@@ -25,10 +25,10 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from training.fsio import atomic_output_dir
 from training.shards_io import (
     FileRange,
     SafetensorsStream,
-    atomic_output_dir,
     copy_side_files,
     plan_shards,
     read_header,

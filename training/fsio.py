@@ -10,6 +10,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +45,21 @@ def move_files_into(src_dir: Path, dest_dir: Path, last: tuple[str, ...] = ()) -
         os.replace(src_dir / name, dest_dir / name)
     shutil.rmtree(src_dir)
     return ordered
+
+
+@contextmanager
+def atomic_output_dir(output_dir: Path) -> Iterator[Path]:
+    """A temp dir beside output_dir, renamed onto it only if the block succeeds."""
+    output_dir = output_dir.resolve()
+    if output_dir.exists() and any(output_dir.iterdir()):
+        raise FileExistsError(f"output directory {output_dir} exists and is not empty")
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
+    try:
+        yield tmp
+        if output_dir.exists():
+            output_dir.rmdir()
+        tmp.rename(output_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)

@@ -21,9 +21,9 @@ import torch
 from safetensors import safe_open
 from tqdm import tqdm
 
+from training.fsio import atomic_output_dir
 from training.shards_io import (
     SafetensorsStream,
-    atomic_output_dir,
     copy_side_files,
     plan_shards,
     read_header,

@@ -11,9 +11,7 @@ import json
 import os
 import shutil
 import struct
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -180,21 +178,3 @@ def copy_side_files(src: Path, dest: Path, skip_suffixes: tuple[str, ...] = (".s
             shutil.copy2(path, dest / path.name)
             copied.append(path.name)
     return copied
-
-
-@contextmanager
-def atomic_output_dir(output_dir: Path) -> Iterator[Path]:
-    """A temp dir beside output_dir, renamed onto it only if the block succeeds."""
-    output_dir = output_dir.resolve()
-    if output_dir.exists() and any(output_dir.iterdir()):
-        raise FileExistsError(f"output directory {output_dir} exists and is not empty")
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
-    try:
-        yield tmp
-        if output_dir.exists():
-            output_dir.rmdir()
-        tmp.rename(output_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
