@@ -12,12 +12,14 @@ from datetime import datetime
 from typing import Any
 
 from hpctl.aws import Aws, HpctlError, aws_errors
+from infra.config import ClusterConfig
+from infra.provisioning import CONTROLLER_GROUP
 
 # The controller group name when nothing better is known (the stack output wins).
-DEFAULT_CONTROLLER_GROUP = "controller-machine"
+DEFAULT_CONTROLLER_GROUP = CONTROLLER_GROUP
 
-# The stack app.py deploys (infra.build.STACK_NAME_DEFAULT; not imported: laptops need no CDK).
-DEFAULT_STACK = "HyperPodTrnLora"
+# The stack app.py deploys; infra.config and infra.provisioning import no CDK, so laptops need none.
+DEFAULT_STACK = ClusterConfig().stack_name
 
 # Statuses after which a cluster will not change by waiting.
 STEADY_STATUSES = frozenset({"InService", "Failed", "Deleting"})
