@@ -8,7 +8,6 @@ of existing network and storage resources the cluster would use.
 from __future__ import annotations
 
 import enum
-import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -94,18 +93,16 @@ def plan_from_context(
 
 
 def read_context(path: Path) -> dict[str, Any]:
+    from infra.config import read_cdk_context
+
     try:
-        data = json.loads(path.read_text())
+        return read_cdk_context(path)
     except FileNotFoundError:
         raise HpctlError(f"{path} not found: run from the project root or pass --context-file") from None
     except OSError as exc:
         raise HpctlError(f"cannot read {path}: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise HpctlError(f"{path} is not valid JSON: {exc}") from None
-    context = data.get("context", {})
-    if not isinstance(context, dict):
-        raise HpctlError(f"{path}: 'context' must be an object")
-    return context
+    except ValueError as exc:
+        raise HpctlError(str(exc)) from None
 
 
 @dataclass

@@ -4,7 +4,6 @@ what tests and hpctl synthesize in-process.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
 
-from infra.config import ClusterConfig
+from infra.config import ClusterConfig, read_cdk_context
 from infra.project_bundle import stage_project
 from infra.stack import HyperPodStack
 
@@ -23,8 +22,7 @@ STACK_NAME_DEFAULT = ClusterConfig().stack_name
 
 
 def cdk_json_context() -> dict[str, Any]:
-    context: dict[str, Any] = json.loads(CDK_JSON.read_text()).get("context", {})
-    return context
+    return read_cdk_context(CDK_JSON)
 
 
 def build_app(context: Mapping[str, str] | None = None, outdir: str | None = None) -> App:

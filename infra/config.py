@@ -6,10 +6,12 @@ instance type or FSx size would otherwise surface an hour into `cdk deploy`.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from infra.instance_types import HYPERPOD_INSTANCE_TYPES, SOURCE_DATE, regions_offering
@@ -29,6 +31,18 @@ class ConfigError(ValueError):
     def __init__(self, key: str, message: str) -> None:
         super().__init__(f"context key {key!r}: {message}")
         self.key = key
+
+
+def read_cdk_context(path: Path) -> dict[str, Any]:
+    """cdk.json's "context": what `cdk synth` builds from, and what `hpctl validate` checks before it."""
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    context = data.get("context", {}) if isinstance(data, dict) else None
+    if not isinstance(context, dict):
+        raise ValueError(f"{path}: 'context' must be an object")
+    return context
 
 
 @cache
