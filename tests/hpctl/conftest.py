@@ -12,19 +12,12 @@ from moto import mock_aws
 from moto.sagemaker.models import sagemaker_backends
 
 from hpctl.aws import Aws
-from infra.build import STACK_NAME_DEFAULT, build_app
+from infra.build import STACK_NAME_DEFAULT
 
 
 @pytest.fixture(scope="session")
 def stack_name() -> str:
     return STACK_NAME_DEFAULT
-
-
-@pytest.fixture(scope="session")
-def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The stack exactly as `cdk synth` builds it from cdk.json (once per session: ~5-10 s)."""
-    assembly = build_app(outdir=str(tmp_path_factory.mktemp("cdk.out"))).synth()
-    return dict(assembly.get_stack_by_name(STACK_NAME_DEFAULT).template)
 
 
 @pytest.fixture(scope="module", autouse=True)

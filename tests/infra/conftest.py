@@ -1,5 +1,5 @@
-"""The stack, synthesized once per session exactly as `cdk synth` builds it
-(cdk.json's context, cdk-nag's AwsSolutions checks, the real lifecycle/ directory)."""
+"""Views of the stack synthesized once per session (tests/conftest.py): the Template
+assertions object, the cluster and the uploaded provisioning_parameters.json."""
 
 from __future__ import annotations
 
@@ -10,21 +10,6 @@ from typing import Any
 import pytest
 from aws_cdk import assertions
 from infra_template import only
-
-from infra.build import STACK_NAME_DEFAULT, build_app
-
-
-@pytest.fixture(scope="session")
-def assembly_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    outdir = tmp_path_factory.mktemp("cdk.out")
-    build_app(outdir=str(outdir)).synth()
-    return outdir
-
-
-@pytest.fixture(scope="session")
-def template(assembly_dir: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((assembly_dir / f"{STACK_NAME_DEFAULT}.template.json").read_text())
-    return data
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,28 @@
+"""Fixtures shared across test directories: the CDK app synthesized once per session,
+exactly as `cdk synth` builds it (cdk.json's context, cdk-nag's AwsSolutions checks,
+the real lifecycle/ directory). The infra and hpctl tests both read it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def assembly_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from infra.build import build_app
+
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    build_app(outdir=str(outdir)).synth()
+    return outdir
+
+
+@pytest.fixture(scope="session")
+def template(assembly_dir: Path) -> dict[str, Any]:
+    from infra.build import STACK_NAME_DEFAULT
+
+    data: dict[str, Any] = json.loads((assembly_dir / f"{STACK_NAME_DEFAULT}.template.json").read_text())
+    return data
