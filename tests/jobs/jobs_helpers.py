@@ -6,8 +6,6 @@ import json
 import os
 import re
 import subprocess
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,14 +55,6 @@ def parse_submitted(stdout: str) -> dict[str, int]:
         if m:
             ids[m.group(1)] = int(m.group(2))
     return ids
-
-
-def wait_until(what: str, check: Callable[[], bool], timeout_s: float, interval_s: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout_s:.0f} s")
-        time.sleep(interval_s)
 
 
 @dataclass(frozen=True)

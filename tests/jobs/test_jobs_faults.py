@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from jobs_helpers import QUICK_TRAINING, LocalCluster, logged_steps, parse_submitted, read_json, wait_until
+from jobs_helpers import QUICK_TRAINING, LocalCluster, logged_steps, parse_submitted, read_json
+from waiting import wait_until
 
 pytestmark = pytest.mark.slurm
 

@@ -58,7 +58,7 @@ def one_node_cluster(work: Path, munge: Path) -> Iterator[Path]:
             wait_until(
                 "trn1-node idle",
                 lambda: slurm_cmd(conf, "sinfo", "-h", "-N", "-o", "%T").stdout.strip() == "idle",
-                timeout=60,
+                timeout_s=60,
             )
             yield conf
         finally:

@@ -51,7 +51,7 @@ def mariadb(work: Path) -> Iterator[int]:
          f"--log-error={d / 'error.log'}"],
     )
     try:
-        wait_until("mariadb socket", (d / "mysql.sock").is_socket, timeout=60)
+        wait_until("mariadb socket", (d / "mysql.sock").is_socket, timeout_s=60)
         yield port
     finally:
         proc.terminate()
@@ -96,7 +96,7 @@ def test_generated_accounting_runs_on_real_mariadb_slurmdbd_and_slurmctld(work: 
     env = {**os.environ, "SLURM_CONF": str(conf)}
     subprocess.run(["slurmdbd"], env=env, check=True, timeout=30)
     try:
-        wait_until("slurmdbd listening", lambda: port_open(dbd_port), timeout=60)
+        wait_until("slurmdbd listening", lambda: port_open(dbd_port), timeout_s=60)
         subprocess.run(["slurmctld", "-f", str(conf), "-i"], env=env, check=True, timeout=30)
         try:
             wait_until("scontrol ping", lambda: "is UP" in slurm_cmd(conf, "scontrol", "ping").stdout)
