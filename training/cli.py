@@ -5,6 +5,12 @@
 The recipe sets defaults; any flag given on the command line wins. A recipe key
 that no dataclass knows is an error naming the key, so a typo cannot silently
 fall back to a default.
+
+Each dataclass field becomes one `--field_name` option (`--field-name` also works), its help
+from `field(metadata={"help": ...})` and, optionally, `"choices"`. A field without a default is
+required. A bool takes `--flag`, `--flag true|false` (also yes/no, 1/0) and, when it defaults to
+true, `--no_flag`. The flags follow the conventions of transformers' HfArgumentParser, built here
+with argparse alone so that the light entry points do not pay for importing transformers and torch.
 """
 
 from __future__ import annotations
@@ -12,9 +18,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import types
+import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
+
+_SCALARS: tuple[type, ...] = (str, int, float, bool)
+_OPTIONAL_SCALARS: tuple[type, ...] = (str, int, float)  # `X | None`; an optional bool has no meaning here
+_METADATA_KEYS = frozenset({"help", "choices"})
+_TRUE = frozenset({"true", "yes", "1", "t", "y"})
+_FALSE = frozenset({"false", "no", "0", "f", "n"})
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -24,18 +38,91 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
 def parse(dataclass_types: tuple[type, ...], argv: list[str] | None = None,
           description: str | None = None, prog: str | None = None) -> tuple[Any, ...]:
     """Instances of `dataclass_types` from `argv` (default sys.argv[1:]), a leading *.yaml being a recipe."""
-    from transformers import HfArgumentParser
-
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser(cast(Any, dataclass_types), description=description, prog=prog,
-                              formatter_class=_HelpFormatter)
+    recipe: dict[str, Any] = {}
     if argv and argv[0].endswith((".yaml", ".yml")) and not argv[0].startswith("-"):
         recipe = load_recipe(Path(argv.pop(0)), dataclass_types)
-        for action in parser._actions:
-            if action.dest in recipe:
-                action.default = recipe[action.dest]
-                action.required = False
-    return tuple(parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False))
+    parser = _build_parser(dataclass_types, defaults=recipe, description=description, prog=prog)
+    values = vars(parser.parse_args(argv))
+    # Constructing each dataclass runs its __post_init__ validation on the parsed values.
+    return tuple(dc(**{f.name: values[f.name] for f in _init_fields(dc)}) for dc in dataclass_types)
+
+
+def _build_parser(dataclass_types: tuple[type, ...], defaults: dict[str, Any] | None = None,
+                 description: str | None = None, prog: str | None = None) -> argparse.ArgumentParser:
+    """An argparse parser with one option per init field of `dataclass_types`; `defaults`
+    (e.g. a recipe) replace the fields' own defaults and satisfy required fields."""
+    parser = argparse.ArgumentParser(prog=prog, description=description, formatter_class=_HelpFormatter)
+    for dc in dataclass_types:
+        hints = typing.get_type_hints(dc)
+        for f in _init_fields(dc):
+            _add_field(parser, dc, f, hints[f.name], (defaults or {}).get(f.name, dataclasses.MISSING))
+    return parser
+
+
+def _init_fields(dc: type) -> list[dataclasses.Field[Any]]:
+    if not dataclasses.is_dataclass(dc):
+        raise TypeError(f"{dc!r} is not a dataclass")
+    return [f for f in dataclasses.fields(dc) if f.init]
+
+
+def _flag_type(dc: type, f: dataclasses.Field[Any], hint: Any) -> type:
+    """The scalar type a flag's text converts to: `hint` itself, or X for `X | None`."""
+    if hint in _SCALARS:
+        return typing.cast(type, hint)
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 2 and type(None) in args:
+        (inner,) = (a for a in args if a is not type(None))
+        if inner in _OPTIONAL_SCALARS:
+            return typing.cast(type, inner)
+    raise TypeError(f"{dc.__name__}.{f.name}: no command-line flag for type {hint!r} "
+                    f"(supported: str, int, float, bool, or str/int/float | None)")
+
+
+def _to_bool(text: str) -> bool:
+    if text.lower() in _TRUE:
+        return True
+    if text.lower() in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, yes/no or 1/0, got {text!r}")
+
+
+def _add_field(parser: argparse.ArgumentParser, dc: type, f: dataclasses.Field[Any], hint: Any,
+               override: Any) -> None:
+    flag_type = _flag_type(dc, f, hint)
+    unknown = sorted(set(f.metadata) - _METADATA_KEYS)
+    if unknown:
+        raise TypeError(f"{dc.__name__}.{f.name}: unsupported field metadata {', '.join(unknown)}")
+    names = [f"--{f.name}"]
+    if "_" in f.name:
+        names.append(f"--{f.name.replace('_', '-')}")
+    kwargs: dict[str, Any] = {"dest": f.name, "help": f.metadata.get("help")}
+    if "choices" in f.metadata:
+        kwargs["choices"] = list(f.metadata["choices"])
+
+    if override is not dataclasses.MISSING:
+        default = override
+    elif f.default is not dataclasses.MISSING:
+        default = f.default
+    elif callable(f.default_factory):
+        default = f.default_factory()
+    else:
+        default = dataclasses.MISSING
+    if default is dataclasses.MISSING:
+        # Nothing to show under "(default: ...)"; argparse itself reports the flag when it is missing.
+        kwargs.update(required=True, default=argparse.SUPPRESS)
+    else:
+        kwargs["default"] = default  # a str default (from a recipe) still goes through `type`
+
+    if flag_type is bool:
+        kwargs.update(type=_to_bool, nargs="?", const=True, metavar="{true,false}")
+    else:
+        kwargs["type"] = flag_type
+    parser.add_argument(*names, **kwargs)
+
+    if flag_type is bool and f.default is True:
+        parser.add_argument(f"--no_{f.name}", f"--no-{f.name.replace('_', '-')}", dest=f.name,
+                            action="store_false", default=argparse.SUPPRESS, help=f"Same as --{f.name} false.")
 
 
 def load_recipe(path: Path, dataclass_types: tuple[type, ...]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Command lines: --help without optimum-neuron, the contract flags, recipes, validation, backend choice."""
+"""Command lines: --help without optimum-neuron, the contract flags, recipes, validation, backend choice,
+and the dataclass -> argparse rules of training.cli (bool forms, optional ints, required flags, aliases)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import importlib.util
 import re
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from training_helpers import REPO_ROOT, parse_finetune, run_module
 
 from training.backends import BackendUnavailable, resolve_backend
+from training.cli import parse, run_entry_point
+from training.finetune import ARGUMENT_TYPES
 
 CONTRACT_FLAGS = [  # docs/contracts.md, "Flags the job templates rely on"
     "model_name_or_path", "dataset_path", "output_dir", "backend", "tensor_parallel_size", "max_steps",
@@ -79,6 +83,110 @@ def test_an_unknown_recipe_key_is_an_error_naming_it(tmp_path: Path) -> None:
     recipe.write_text("lora_rank: 8\n")
     with pytest.raises(ValueError, match=r"unknown key.*lora_rank"):
         parse_finetune([str(recipe), *REQUIRED])
+
+
+@pytest.mark.parametrize(("extra", "resume"), [
+    ([], True), (["--resume"], True), (["--no_resume"], False), (["--no-resume"], False),
+    (["--resume", "false"], False), (["--resume", "No"], False), (["--resume", "0"], False),
+    (["--resume", "TRUE"], True), (["--resume", "yes"], True), (["--resume", "1"], True),
+])
+def test_a_bool_flag_takes_a_bare_flag_a_value_or_the_no_form(extra: list[str], resume: bool) -> None:
+    _, _, train = parse_finetune([*REQUIRED, *extra])
+    assert train.resume is resume
+
+
+def test_a_bare_bool_flag_defaulting_to_false_sets_it_true() -> None:
+    model, data, _ = parse_finetune([*REQUIRED, "--bf16", "--skip_bad_rows"])
+    assert (model.bf16, data.skip_bad_rows, model.full_finetune) == (True, True, False)
+
+
+def test_only_a_bool_defaulting_to_true_has_a_no_form(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse_finetune([*REQUIRED, "--no_bf16"])
+    assert exc.value.code == 2
+    assert "unrecognized arguments: --no_bf16" in capsys.readouterr().err
+
+
+def test_a_bad_bool_value_is_an_argparse_error_naming_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse_finetune([*REQUIRED, "--resume", "maybe"])
+    assert exc.value.code == 2
+    assert re.search(r"error: argument --resume.*'maybe'", capsys.readouterr().err)
+
+
+def test_an_optional_int_defaults_to_none_and_parses_a_number() -> None:
+    _, _, default = parse_finetune(REQUIRED)
+    _, _, given = parse_finetune([*REQUIRED, "--eval_steps", "5", "--save_total_limit", "2"])
+    assert (default.eval_steps, default.save_total_limit) == (None, None)
+    assert (given.eval_steps, given.save_total_limit) == (5, 2)
+
+
+def test_an_optional_int_refuses_text(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse_finetune([*REQUIRED, "--eval_steps", "often"])
+    assert exc.value.code == 2
+    assert "argument --eval_steps" in capsys.readouterr().err
+
+
+def test_a_missing_required_flag_exits_2_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse_finetune(["--model_name_or_path", "m", "--output_dir", "o"])
+    assert exc.value.code == 2
+    assert re.search(r"required: --dataset_path\b", capsys.readouterr().err)
+
+
+def test_a_recipe_can_supply_a_required_flag(tmp_path: Path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("dataset_path: /data\n")
+    _, data, _ = parse_finetune([str(recipe), "--model_name_or_path", "m", "--output_dir", "o"])
+    assert data.dataset_path == "/data"
+
+
+def test_a_flag_may_be_spelled_with_dashes() -> None:
+    model, _, train = parse_finetune(["--model-name-or-path", "m", "--dataset-path", "d", "--output-dir", "o",
+                                      "--lora-r", "4", "--full-finetune", "true"])
+    assert (model.model_name_or_path, model.lora_r, model.full_finetune, train.output_dir) == ("m", 4, True, "o")
+
+
+def test_an_unknown_flag_is_an_argparse_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse_finetune([*REQUIRED, "--lora_rank", "8"])
+    assert exc.value.code == 2
+    assert "unrecognized arguments: --lora_rank 8" in capsys.readouterr().err
+
+
+def test_metadata_choices_limit_the_values(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse_finetune([*REQUIRED, "--backend", "tpu"])
+    assert exc.value.code == 2
+    assert "argument --backend: invalid choice: 'tpu'" in capsys.readouterr().err
+
+
+def test_a_validation_error_becomes_one_error_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    status = run_entry_point(ARGUMENT_TYPES, lambda *args: None, user_errors=(ValueError,), prog="p",
+                             description=None, argv=[*REQUIRED, "--lora_r", "0"])
+    assert status == 2
+    assert capsys.readouterr().err == "error: lora_r must be >= 1, got 0\n"
+
+
+@dataclass
+class _ListArguments:
+    names: list[str] = field(default_factory=list, metadata={"help": "A type the parser does not build."})
+
+
+def test_a_field_type_without_a_flag_rule_is_a_type_error_naming_the_field() -> None:
+    with pytest.raises(TypeError, match=r"_ListArguments\.names.*list\[str\]"):
+        parse((_ListArguments,), [])
+
+
+def test_parsing_imports_neither_transformers_nor_torch(tmp_path: Path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("lora_r: 8\n")
+    code = ("import sys, training.cli, training.finetune as f; "
+            f"training.cli.parse(f.ARGUMENT_TYPES, [{str(recipe)!r}, *{REQUIRED!r}, '--no_resume', '--bf16']); "
+            "print(sorted(m for m in ('transformers', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(("flag", "value"), [
