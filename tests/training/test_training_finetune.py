@@ -22,7 +22,7 @@ def test_training_loss_goes_down(lora_run: Run) -> None:
 def test_eval_loss_is_measured_and_goes_down(lora_run: Run) -> None:
     evals = [(r["step"], r["eval_loss"]) for r in map(json.loads, (lora_run.output_dir / "metrics.jsonl").open())
              if "eval_loss" in r]
-    assert [s for s, _ in evals] == [75, 150]
+    assert [s for s, _ in evals] == [150, 300]
     assert evals[-1][1] < evals[0][1] < 3.0
     assert lora_run.summary["final_eval_perplexity"] == pytest.approx(2.718281828 ** evals[-1][1], rel=1e-6)
 
@@ -30,7 +30,7 @@ def test_eval_loss_is_measured_and_goes_down(lora_run: Run) -> None:
 def test_every_metrics_record_has_step_and_throughput(lora_run: Run) -> None:
     records = [json.loads(line) for line in (lora_run.output_dir / "metrics.jsonl").open()]
     train = [r for r in records if "loss" in r]
-    assert [r["step"] for r in train] == [1, *range(15, 151, 15)]
+    assert [r["step"] for r in train] == [1, *range(30, 301, 30)]
     assert all(r["samples_per_second"] > 0 and r["tokens_per_second"] == pytest.approx(128 * r["samples_per_second"])
                for r in train)
     assert all(r["perplexity"] > 1 for r in train)
@@ -47,7 +47,7 @@ def test_log_lines_are_readable_by_the_documented_metric_regexes(lora_run: Run) 
 def test_summary_reports_params_steps_and_speed(lora_run: Run) -> None:
     summary = json.loads((lora_run.output_dir / "summary.json").read_text())
     assert summary["backend"] == "cpu"
-    assert (summary["steps"], summary["session_steps"], summary["resumed_from_step"]) == (150, 150, 0)
+    assert (summary["steps"], summary["session_steps"], summary["resumed_from_step"]) == (300, 300, 0)
     assert 0 < summary["trainable_params"] < summary["total_params"]
     assert summary["samples_per_second"] > 0 and summary["tokens_per_second"] > summary["samples_per_second"]
     assert summary["wall_time_s"] > 0
@@ -69,7 +69,7 @@ def test_final_adapter_is_a_plain_peft_directory_in_output_dir(lora_run: Run, ti
 
 
 def test_checkpoints_are_saved_every_save_steps(lora_run: Run) -> None:
-    assert sorted(p.name for p in lora_run.output_dir.glob("checkpoint-*")) == ["checkpoint-150", "checkpoint-75"]
+    assert sorted(p.name for p in lora_run.output_dir.glob("checkpoint-*")) == ["checkpoint-150", "checkpoint-300"]
 
 
 def test_loss_plot_is_a_png_with_the_curve(lora_run: Run) -> None:

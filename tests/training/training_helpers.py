@@ -11,7 +11,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-# Settings under which the tiny model visibly learns the dolly patterns in ~150 steps: with LoRA on
+# Settings under which the tiny model visibly learns the dolly patterns in ~300 steps: with LoRA on
 # every linear layer including lm_head (a random model's near-uniform output needs it) and a high lr.
 LEARNABLE_FLAGS = [
     "--backend", "cpu", "--max_seq_length", "128", "--per_device_train_batch_size", "4",
