@@ -5,9 +5,11 @@
 --checkpoint_dir may be a checkpoint-N or a training output dir (the latest
 checkpoint-N whose shards carry neuronx_distributed's `done` marker and
 whose trainer_state.json was written is used). A plain peft adapter directory is
-validated and copied. Tensors are gathered one at a time from memory-mapped rank
-files, so peak memory stays near the largest tensor; the output appears only
-when complete.
+validated and copied. Rank files are indexed, never loaded: column-parallel and
+replicated tensors are copied file to file, row-parallel ones a block of rows at
+a time, so memory stays far below the largest tensor. torch is never imported
+(it would take longer than copying a 2 GB model). The output appears only when
+complete.
 """
 
 from __future__ import annotations
@@ -22,17 +24,20 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import torch
+import numpy as np
 from tqdm import tqdm
 
 from training.fsio import atomic_output_dir
 from training.shards_io import (
-    FileRange,
+    Part,
+    Rows,
     SafetensorsStream,
     copy_side_files,
+    nbytes,
     plan_shards,
-    read_header,
+    row_bytes,
     shard_names,
+    tensor_ranges,
     write_index,
 )
 from training.shards_layout import (
@@ -61,33 +66,59 @@ class ConsolidateArguments:
             raise ValueError("output_dir must differ from checkpoint_dir")
 
 
-Producer = Callable[[], Iterator[torch.Tensor | FileRange]]
+Producer = Callable[[], Iterator[Part]]
+BLOCK_BYTES = 32 * 1024**2
 
 
-def _gather(ranks: list[RankFile], name: str, dim: int | None) -> Iterator[torch.Tensor | FileRange]:
-    """Dim-0 pieces of the whole tensor: rank by rank for dim 0 (file to file where the rank file is indexed),
-    so at most one rank's slice is in memory at a time."""
+def _rows_of(rank: RankFile, name: str, start: int, stop: int) -> Part:
+    """Rows [start, stop) of `name` in `rank`: file to file where the tensor is contiguous, else through memory."""
+    whole = rank.range(name)
+    if whole is not None:
+        return whole.rows(start, stop) if whole.shape else whole
+    shape, dtype = rank.shape(name)
+    return Rows((stop - start, *shape[1:]) if shape else (), dtype, rank.rows(name, start, stop).data)
+
+
+def _gather(ranks: list[RankFile], name: str, dim: int | None) -> Iterator[Part]:
+    """Dim-0 pieces of the whole tensor. Replicated or split on dim 0: each rank's slice, file to file.
+    Split on a later dim: blocks of rows, each rank's part of the rows read and laid side by side."""
+    shape, dtype = ranks[0].shape(name)
+    count = shape[0] if shape else 1
     if dim is None:
-        yield ranks[0].range(name) or ranks[0][name]
-    elif dim == 0:
+        yield _rows_of(ranks[0], name, 0, count)
+        return
+    if dim == 0:
         for r in ranks:
-            yield r.range(name) or r[name]
-    else:
-        yield torch.cat([r[name] for r in ranks], dim=dim)
+            yield _rows_of(r, name, 0, r.shape(name)[0][0])
+        return
+    # per dim-0 row, each rank holds prod(shape[1:dim]) runs of its columns, which sit side by side
+    runs = math.prod(shape[1:dim])
+    widths = [row_bytes(r.shape(name)[0], dtype) // runs for r in ranks]
+    out_shape = (*shape[:dim], sum(r.shape(name)[0][dim] for r in ranks), *shape[dim + 1:])
+    width = sum(widths) * runs
+    block = max(1, BLOCK_BYTES // width)
+    out = np.empty((block * runs, sum(widths)), dtype=np.uint8)
+    for start in range(0, count, block):
+        stop = min(start + block, count)
+        column = 0
+        for r, w in zip(ranks, widths, strict=True):
+            out[: (stop - start) * runs, column:column + w] = r.rows(name, start, stop).reshape(-1, w)
+            column += w
+        yield Rows((stop - start, *out_shape[1:]), dtype, out[: (stop - start) * runs].data)
 
 
-def _unfuse(ranks: list[RankFile], name: str, sizes: list[int], index: int) -> Iterator[torch.Tensor | FileRange]:
+def _unfuse(ranks: list[RankFile], name: str, sizes: list[int], index: int) -> Iterator[Part]:
     """Part `index` of a column-fused tensor: each rank holds its slice of every part, stacked along dim 0."""
     start = sum(sizes[:index])
     for r in ranks:
-        yield r.range(name, (start, start + sizes[index])) or r[name].split(sizes, dim=0)[index]
+        yield _rows_of(r, name, start, start + sizes[index])
 
 
-def _plan(ckpt: ShardedCheckpoint, adapter_name: str | None) -> list[tuple[str, tuple[int, ...], torch.dtype, Producer]]:
+def _plan(ckpt: ShardedCheckpoint, adapter_name: str | None) -> list[tuple[str, tuple[int, ...], str, Producer]]:
     """(output name, shape, dtype, how to build it) for every tensor, in rank-0 order.
 
     Like optimum-neuron, only tensors named in mp_metadata's `parameters` are consolidated (buffers are not)."""
-    plan: list[tuple[str, tuple[int, ...], torch.dtype, Producer]] = []
+    plan: list[tuple[str, tuple[int, ...], str, Producer]] = []
     for pp in range(ckpt.pp_size):
         meta = ckpt.metadata[pp]
         dims = parameter_dims(meta, adapter_name)
@@ -105,6 +136,8 @@ def _plan(ckpt: ShardedCheckpoint, adapter_name: str | None) -> list[tuple[str, 
                 if name not in r:
                     raise CheckpointError(f"{r.path}: lacks {name}, which rank 0 has")
                 shapes.append(r.shape(name)[0])
+                if r.shape(name)[1] != ranks[0].shape(name)[1]:
+                    raise CheckpointError(f"{r.path}: {name} is {r.shape(name)[1]}, rank 0's is {ranks[0].shape(name)[1]}")
             if dim is None and len(set(shapes)) != 1:
                 raise CheckpointError(f"{ranks[0].path}: replicated {name} differs in shape across ranks {shapes}")
             if dim is not None and any(s[:dim] + s[dim + 1:] != shapes[0][:dim] + shapes[0][dim + 1:] for s in shapes):
@@ -167,7 +200,7 @@ def consolidate_sharded(ckpt: ShardedCheckpoint, out: Path, max_shard_bytes: int
         shards = plan_shards(specs, max_shard_bytes)
         groups = list(zip(shards, shard_names(len(shards)), strict=True))
     weight_map: dict[str, str] = {}
-    total = sum(math.prod(s) * torch.empty((), dtype=d).element_size() for _, s, d in specs)
+    total = sum(nbytes(s, d) for _, s, d in specs)
     for group, filename in groups:
         stream = SafetensorsStream(out / filename, group)
         for name, _, _ in group:
@@ -192,17 +225,9 @@ def validate_peft_dir(path: Path) -> None:
     if "r" not in config:
         raise CheckpointError(f"{config_path}: no LoRA rank 'r'")
     try:
-        header = read_header(weights)
+        tensor_ranges(weights)
     except (ValueError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{weights}: unreadable ({exc})") from exc
-    end = max((v["data_offsets"][1] for v in header.values()), default=0)
-    with open(weights, "rb") as f:
-        f.seek(0, 2)
-        size = f.tell()
-        f.seek(0)
-        head = int.from_bytes(f.read(8), "little")
-    if size < 8 + head + end:
-        raise CheckpointError(f"{weights}: truncated ({size} bytes, header says {8 + head + end})")
 
 
 def main(args: ConsolidateArguments) -> Path:

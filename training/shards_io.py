@@ -1,36 +1,108 @@
-"""Streaming safetensors: write tensors one at a time, read them lazily.
+"""Streaming safetensors, without torch: write tensors one at a time, read them lazily.
 
-Consolidation and merging must hold one tensor at a time, not the model, so the
-writer lays out a file's header from shapes known in advance and then appends
-each tensor's bytes as it is produced.
+Consolidation and merging must hold one tensor (or a block of its rows) at a
+time, not the model, so the writer lays out a file's header from shapes known in
+advance and then appends each tensor's bytes as they are produced. Bytes that do
+not change are copied file to file and never enter Python memory.
+
+Dtypes are safetensors' codes ("BF16", "F32", ...): consolidation never needs
+torch, and importing it would cost more than copying a 2 GB model. Torch users
+convert at the edge with `torch_rows` and `torch_dtype`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
-DTYPE_NAMES = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16", torch.int64: "I64",
-               torch.int32: "I32", torch.uint8: "U8", torch.bool: "BOOL", torch.float64: "F64"}
+DTYPE_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+TORCH_NAMES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
+               "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+COPY_CHUNK_BYTES = 16 * 1024**2
+
+Spec = tuple[str, tuple[int, ...], str]  # tensor name, shape, safetensors dtype
+
+
+def nbytes(shape: tuple[int, ...], dtype: str) -> int:
+    return math.prod(shape) * DTYPE_SIZES[dtype]
+
+
+def row_bytes(shape: tuple[int, ...], dtype: str) -> int:
+    """Bytes of one dim-0 row (the whole tensor for a scalar)."""
+    return math.prod(shape[1:]) * DTYPE_SIZES[dtype]
+
+
+def torch_dtype(code: str) -> torch.dtype:
+    import torch
+
+    return getattr(torch, TORCH_NAMES[code])
+
+
+def dtype_code(dtype: torch.dtype) -> str:
+    name = str(dtype).removeprefix("torch.")
+    for code, torch_name in TORCH_NAMES.items():
+        if torch_name == name:
+            return code
+    raise ValueError(f"no safetensors dtype for {dtype}")
 
 
 @dataclass(frozen=True)
 class FileRange:
-    """A contiguous tensor's bytes in another file: copied file to file, never through Python memory."""
+    """A contiguous tensor's bytes (or a block of its dim-0 rows) in a file."""
 
     path: Path
     offset: int
     nbytes: int
     shape: tuple[int, ...]
-    dtype: torch.dtype
+    dtype: str
+
+    def rows(self, start: int, stop: int) -> FileRange:
+        step = row_bytes(self.shape, self.dtype)
+        return FileRange(self.path, self.offset + start * step, (stop - start) * step,
+                         (stop - start, *self.shape[1:]), self.dtype)
+
+    def read_into(self, buffer: memoryview) -> memoryview:
+        """The bytes, read into the front of `buffer` (reused by the caller, so no page is zeroed twice)."""
+        view = buffer.cast("B")[: self.nbytes]
+        with open(self.path, "rb", buffering=0) as f:
+            f.seek(self.offset)
+            got = 0
+            while got < self.nbytes:
+                done = f.readinto(view[got:])
+                if not done:
+                    raise ValueError(f"{self.path}: truncated ({got} of {self.nbytes} bytes at {self.offset})")
+                got += done
+        return view
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Consecutive dim-0 rows of a tensor, in memory (a numpy array's or a torch tensor's bytes)."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    data: memoryview
+
+
+Part = FileRange | Rows
+
+
+def torch_rows(tensor: torch.Tensor) -> Rows:
+    """A torch tensor as Rows, sharing its memory."""
+    import torch
+
+    flat = tensor.detach().contiguous().reshape(-1)
+    return Rows(tuple(tensor.shape), dtype_code(tensor.dtype), flat.view(torch.uint8).numpy().data)
 
 
 def _write_all(dst: IO[bytes], data: memoryview) -> None:
@@ -54,7 +126,7 @@ def _copy_range(src: FileRange, dst: IO[bytes]) -> None:
         except (OSError, AttributeError):  # other filesystem or kernel without it: copy what is left in user space
             f.seek(offset)
             while left:
-                chunk = f.read(min(left, 16 * 1024**2))
+                chunk = f.read(min(left, COPY_CHUNK_BYTES))
                 if not chunk:
                     raise ValueError(f"{src.path}: truncated at byte {offset}") from None
                 _write_all(dst, memoryview(chunk))
@@ -64,47 +136,46 @@ def _copy_range(src: FileRange, dst: IO[bytes]) -> None:
 class SafetensorsStream:
     """One safetensors file whose tensors (names, shapes, dtypes fixed up front) are appended in order."""
 
-    def __init__(self, path: Path, specs: list[tuple[str, tuple[int, ...], torch.dtype]]) -> None:
+    def __init__(self, path: Path, specs: list[Spec]) -> None:
         self.path = path
         self._expected = [(n, tuple(s), d) for n, s, d in specs]
         header: dict[str, Any] = {}
         offset = 0
         for name, shape, dtype in self._expected:
-            size = _numel(shape) * torch.empty((), dtype=dtype).element_size()
-            header[name] = {"dtype": DTYPE_NAMES[dtype], "shape": list(shape), "data_offsets": [offset, offset + size]}
+            size = nbytes(shape, dtype)
+            header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + size]}
             offset += size
         raw = json.dumps(header, separators=(",", ":")).encode()
         raw += b" " * (-len(raw) % 8)
-        # held open across append() calls, closed by close(); unbuffered, so file-to-file copies and
+        # held open across append calls, closed by close(); unbuffered, so file-to-file copies and
         # writes share one file position
         self._file: IO[bytes] = open(path, "wb", buffering=0)  # noqa: SIM115
         _write_all(self._file, memoryview(struct.pack("<Q", len(raw)) + raw))
         self._next = 0
 
-    def append(self, name: str, tensor: torch.Tensor) -> None:
-        want = self._expected[self._next]
-        got = (name, tuple(tensor.shape), tensor.dtype)
-        if got != want:
-            raise ValueError(f"{self.path.name}: expected tensor {want}, got {got}")
-        _write_all(self._file, tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy().data)  # no copy
-        self._next += 1
+    def append(self, name: str, part: Part) -> None:
+        self.append_parts(name, [part])
 
-    def append_parts(self, name: str, parts: Iterator[torch.Tensor | FileRange]) -> None:
+    def append_parts(self, name: str, parts: Iterable[Part]) -> None:
         """Write a tensor given as consecutive dim-0 pieces, one piece in memory at a time (none for a FileRange)."""
-        want = self._expected[self._next]
-        if name != want[0]:
-            raise ValueError(f"{self.path.name}: expected tensor {want[0]}, got {name}")
+        want_name, want_shape, want_dtype = self._expected[self._next]
+        if name != want_name:
+            raise ValueError(f"{self.path.name}: expected tensor {want_name}, got {name}")
         rows = 0
         for part in parts:
-            if part.dtype != want[2] or tuple(part.shape[1:]) != want[1][1:]:
-                raise ValueError(f"{self.path.name}: {name} piece {tuple(part.shape)} {part.dtype} does not fit {want}")
+            if part.dtype != want_dtype or part.shape[1:] != want_shape[1:] or len(part.shape) != len(want_shape):
+                raise ValueError(f"{self.path.name}: {name} piece {part.shape} {part.dtype} does not fit "
+                                 f"{want_shape} {want_dtype}")
             if isinstance(part, FileRange):
                 _copy_range(part, self._file)
             else:
-                _write_all(self._file, part.detach().contiguous().reshape(-1).view(torch.uint8).numpy().data)
-            rows += part.shape[0]
-        if rows != want[1][0]:
-            raise ValueError(f"{self.path.name}: {name} got {rows} rows, expected {want[1][0]}")
+                data = part.data.cast("B")
+                if len(data) != nbytes(part.shape, part.dtype):
+                    raise ValueError(f"{self.path.name}: {name} piece {part.shape} holds {len(data)} bytes")
+                _write_all(self._file, data)
+            rows += part.shape[0] if part.shape else 1
+        if rows != (want_shape[0] if want_shape else 1):
+            raise ValueError(f"{self.path.name}: {name} got {rows} rows, expected {want_shape}")
         self._next += 1
 
     def close(self) -> None:
@@ -113,25 +184,17 @@ class SafetensorsStream:
             raise ValueError(f"{self.path.name}: {len(self._expected) - self._next} tensor(s) never written")
 
 
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
-
-
-def plan_shards(specs: list[tuple[str, tuple[int, ...], torch.dtype]],
-                max_bytes: int) -> list[list[tuple[str, tuple[int, ...], torch.dtype]]]:
+def plan_shards(specs: list[Spec], max_bytes: int) -> list[list[Spec]]:
     """Group tensors in order into shards of at most max_bytes (a larger tensor gets a shard of its own)."""
-    shards: list[list[tuple[str, tuple[int, ...], torch.dtype]]] = [[]]
+    shards: list[list[Spec]] = [[]]
     size = 0
     for spec in specs:
-        nbytes = _numel(spec[1]) * torch.empty((), dtype=spec[2]).element_size()
-        if shards[-1] and size + nbytes > max_bytes:
+        size_of = nbytes(spec[1], spec[2])
+        if shards[-1] and size + size_of > max_bytes:
             shards.append([])
             size = 0
         shards[-1].append(spec)
-        size += nbytes
+        size += size_of
     return shards
 
 
@@ -157,8 +220,7 @@ def safetensors_files(model_dir: Path) -> dict[str, Path]:
     raise FileNotFoundError(f"{model_dir}: no model.safetensors or model.safetensors.index.json")
 
 
-def read_header(path: Path) -> dict[str, Any]:
-    """The safetensors header (name -> dtype/shape/offsets), without reading data."""
+def _header(path: Path) -> tuple[int, dict[str, Any]]:
     with open(path, "rb") as f:
         raw = f.read(8)
         if len(raw) != 8:
@@ -166,7 +228,34 @@ def read_header(path: Path) -> dict[str, Any]:
         (n,) = struct.unpack("<Q", raw)
         header: dict[str, Any] = json.loads(f.read(n))
     header.pop("__metadata__", None)
-    return header
+    return 8 + n, header
+
+
+def read_header(path: Path) -> dict[str, Any]:
+    """The safetensors header (name -> dtype/shape/offsets), without reading data."""
+    return _header(path)[1]
+
+
+def tensor_ranges(path: Path) -> dict[str, FileRange]:
+    """Where each tensor of a safetensors file lies; a file shorter than its header says is refused."""
+    start, header = _header(path)
+    end = max((info["data_offsets"][1] for info in header.values()), default=0)
+    if path.stat().st_size < start + end:
+        raise ValueError(f"{path}: truncated ({path.stat().st_size} bytes, header says {start + end})")
+    return {name: FileRange(path, start + info["data_offsets"][0], info["data_offsets"][1] - info["data_offsets"][0],
+                            tuple(info["shape"]), info["dtype"]) for name, info in header.items()}
+
+
+def model_tensors(model_dir: Path) -> dict[str, FileRange]:
+    """Tensor name -> where it lies, over every safetensors file of a model directory."""
+    files = safetensors_files(model_dir)
+    ranges: dict[str, FileRange] = {}
+    for path in sorted(set(files.values())):
+        ranges.update(tensor_ranges(path))
+    missing = sorted(set(files) - set(ranges))
+    if missing:
+        raise ValueError(f"{model_dir}: the index names {missing[0]}, which {files[missing[0]].name} lacks")
+    return {name: ranges[name] for name in files}
 
 
 def copy_side_files(src: Path, dest: Path, skip_suffixes: tuple[str, ...] = (".safetensors", ".pt", ".bin")) -> list[str]:

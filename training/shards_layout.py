@@ -10,7 +10,9 @@
 Rank files key tensors as peft's get_peft_model_state_dict does (`base_model.model.….lora_A.weight`, no
 adapter name); mp_metadata keys them by named_parameters (`….lora_A.<name>.weight`), so names are matched
 with the adapter segment removed. A rank file is either a plain torch.save state dict or the xser form: X.pt
-holds TensorReference stubs whose tensors live in X.pt.tensors/tensor_<tid>.pt.
+holds TensorReference stubs whose tensors live in X.pt.tensors/tensor_<tid>.pt. Both are read by parsing
+the zip and its pickle here, with nothing built but state-dict entries (as torch.load's weights_only), so
+neither torch nor torch_xla is needed.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
+import numpy as np
 
 from training.checkpoints import checkpoint_number, newest_first
-from training.shards_io import FileRange
+from training.shards_io import DTYPE_SIZES, FileRange, row_bytes
 
 RANK_FILE = re.compile(r"dp_rank_(\d+)_tp_rank_(\d+)_pp_rank_(\d+)\.pt$")
 XSER_REFERENCE = "torch_xla.utils.serialization.TensorReference"
@@ -43,9 +45,6 @@ class TensorReference:
     """Stand-in for torch_xla's stub (only its `tid` is read)."""
 
     tid: int
-
-
-torch.serialization.add_safe_globals([(TensorReference, XSER_REFERENCE)])
 
 
 @dataclass(frozen=True)
@@ -151,52 +150,73 @@ def open_sharded(root: Path) -> ShardedCheckpoint:
     return ShardedCheckpoint(root, shards_dir, shards_dir.parent if is_adapter else None, files, metadata)
 
 
-REMAP_BYTES = 32 * 1024**2
 SCRATCH_BYTES = 32 * 1024**2
 
 
 @dataclass(frozen=True)
-class _Entry:
-    """Where one contiguous tensor's bytes lie in a torch.save zip."""
+class _Stored:
+    """Where one tensor's bytes lie: `span` is the tensor itself when contiguous, else the part of its storage
+    that the strided view reads."""
 
-    offset: int
+    span: FileRange
     shape: tuple[int, ...]
-    dtype: torch.dtype
+    stride: tuple[int, ...] | None  # in elements; None when contiguous
 
 
 class _StorageRef:
-    def __init__(self, key: str, dtype: torch.dtype) -> None:
+    def __init__(self, key: str, dtype: str) -> None:
         self.key, self.dtype = key, dtype
 
 
+class _StorageType:
+    def __init__(self, dtype: str) -> None:
+        self.dtype = dtype
+
+
+@dataclass(frozen=True)
+class _TensorRecord:
+    storage: _StorageRef
+    offset: int  # in elements
+    shape: tuple[int, ...]
+    stride: tuple[int, ...]
+
+
 def _record_tensor(storage: _StorageRef, storage_offset: int, size: tuple[int, ...], stride: tuple[int, ...],
-                   *_: Any) -> tuple[_StorageRef, int, tuple[int, ...], tuple[int, ...]]:
-    return storage, storage_offset, tuple(size), tuple(stride)
+                   *_: Any) -> _TensorRecord:
+    return _TensorRecord(storage, storage_offset, tuple(size), tuple(stride))
 
 
-STORAGE_DTYPES = {"BFloat16Storage": torch.bfloat16, "HalfStorage": torch.float16, "FloatStorage": torch.float32,
-                  "DoubleStorage": torch.float64, "LongStorage": torch.int64, "IntStorage": torch.int32,
-                  "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
-                  "BoolStorage": torch.bool}
+def _parameter_data(data: _TensorRecord, *_: Any) -> _TensorRecord:
+    return data
+
+
+STORAGE_DTYPES = {"BFloat16Storage": "BF16", "HalfStorage": "F16", "FloatStorage": "F32", "DoubleStorage": "F64",
+                  "LongStorage": "I64", "IntStorage": "I32", "ShortStorage": "I16", "CharStorage": "I8",
+                  "ByteStorage": "U8", "BoolStorage": "BOOL"}
 
 
 class _IndexUnpickler(pickle.Unpickler):
-    """Unpickles a torch.save state dict into storage references only: nothing is read but the pickle."""
+    """Unpickles a torch.save file into tensor records (storage key, offset, shape, stride): nothing but the
+    pickle is read, and, as with torch.load(weights_only=True), nothing outside a plain state dict is built."""
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
             return _record_tensor
+        if (module, name) == ("torch._utils", "_rebuild_parameter"):
+            return _parameter_data
         if (module, name) == ("collections", "OrderedDict"):
             return dict
         if module == "torch" and name in STORAGE_DTYPES:
-            return STORAGE_DTYPES[name]
-        raise pickle.UnpicklingError(f"{module}.{name} is not a plain tensor state dict entry")
+            return _StorageType(STORAGE_DTYPES[name])
+        if f"{module}.{name}" == XSER_REFERENCE:
+            return TensorReference
+        raise pickle.UnpicklingError(f"{module}.{name} is not part of a plain tensor state dict")
 
     def persistent_load(self, pid: Any) -> _StorageRef:
-        _, dtype, key, _, _ = pid
-        if not isinstance(dtype, torch.dtype):
-            raise pickle.UnpicklingError(f"storage of unknown type {dtype!r}")
-        return _StorageRef(str(key), dtype)
+        _, storage_type, key, _, _ = pid
+        if not isinstance(storage_type, _StorageType):
+            raise pickle.UnpicklingError(f"storage of unknown type {storage_type!r}")
+        return _StorageRef(str(key), storage_type.dtype)
 
 
 def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -207,129 +227,108 @@ def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(reversed(strides))
 
 
-def _read_index(path: Path) -> dict[str, _Entry] | None:
-    """name -> file offset, shape, dtype of every tensor, from one parse of the zip and its pickle; None when
-    the file holds anything else (xser stubs, views with odd strides), which the torch.load path handles."""
+def _load_index(path: Path) -> Any:
+    """The unpickled contents of a torch.save file, each tensor replaced by a _Stored saying where it lies."""
     try:
         with zipfile.ZipFile(path) as zf, open(path, "rb") as raw:
-            names = zf.namelist()
-            pkl = next((n for n in names if n.endswith("/data.pkl")), None)
+            pkl = next((n for n in zf.namelist() if n.endswith("/data.pkl")), None)
             if pkl is None:
-                return None
+                raise ValueError("no data.pkl: not a torch.save zip")
             prefix = pkl.removesuffix("data.pkl")
             data = _IndexUnpickler(io.BytesIO(zf.read(pkl))).load()
-            if not isinstance(data, dict):
-                return None
             offsets: dict[str, int] = {}
             for info in zf.infolist():
-                if info.filename.startswith(prefix + "data/") and info.compress_type == zipfile.ZIP_STORED:
+                if info.filename.startswith(prefix + "data/"):
+                    if info.compress_type != zipfile.ZIP_STORED:
+                        raise ValueError(f"{info.filename} is compressed")
                     raw.seek(info.header_offset)
                     header = raw.read(30)
                     name_len, extra_len = struct.unpack("<HH", header[26:30])
                     offsets[info.filename.removeprefix(prefix + "data/")] = info.header_offset + 30 + name_len + extra_len
-    except (OSError, zipfile.BadZipFile, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError):
-        return None
-    index: dict[str, _Entry] = {}
-    for name, value in data.items():
-        if not isinstance(value, tuple) or len(value) != 4 or not isinstance(value[0], _StorageRef):
-            return None
-        storage, storage_offset, shape, stride = value
-        if storage.key not in offsets or (stride != _contiguous_strides(shape) and math.prod(shape) > 1):
-            return None
-        itemsize = torch.empty((), dtype=storage.dtype).element_size()
-        index[name] = _Entry(offsets[storage.key] + storage_offset * itemsize, shape, storage.dtype)
-    return index
+        size = path.stat().st_size
+    except (OSError, zipfile.BadZipFile, pickle.UnpicklingError, EOFError, ValueError, TypeError, struct.error) as exc:
+        raise CheckpointError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from exc
+
+    def stored(record: _TensorRecord) -> _Stored:
+        if record.storage.key not in offsets:
+            raise CheckpointError(f"{path}: unreadable (storage {record.storage.key} is missing)")
+        itemsize = DTYPE_SIZES[record.storage.dtype]
+        contiguous = record.stride == _contiguous_strides(record.shape) or math.prod(record.shape) <= 1
+        elements = math.prod(record.shape) if contiguous else \
+            1 + sum((n - 1) * s for n, s in zip(record.shape, record.stride, strict=True))
+        span = FileRange(path, offsets[record.storage.key] + record.offset * itemsize, elements * itemsize,
+                         record.shape if contiguous else (elements,), record.storage.dtype)
+        if span.offset + span.nbytes > size:
+            raise CheckpointError(f"{path}: unreadable (truncated: the tensor ends at byte "
+                                  f"{span.offset + span.nbytes} of {size})")
+        return _Stored(span, record.shape, None if contiguous else record.stride)
+
+    if isinstance(data, _TensorRecord):
+        return stored(data)
+    if isinstance(data, dict):
+        return {k: stored(v) if isinstance(v, _TensorRecord) else v for k, v in data.items()}
+    return data
 
 
 class RankFile:
-    """One rank's state dict. A plain torch.save file is indexed once (offsets from its zip and pickle) and
-    each tensor is read into one reused buffer, so memory holds only the tensors being written. Other files
-    (xser) are memory-mapped, the mapping renewed after every REMAP_BYTES served; an xser tensor is loaded
-    from its own file."""
+    """One rank's state dict, indexed once (offsets from its zip and pickle; for xser, from each stub's own
+    tensor file) and never loaded whole: contiguous tensors are copied file to file, and the rows a caller
+    needs in memory are read into one buffer per rank, reused, so memory holds only the rows being written."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._index = _read_index(path)
-        self._data: dict[str, Any] | None = None if self._index is not None else self._load()
-        self._served = 0
-        self._scratch: torch.Tensor | None = None
-        self._names = list(self._index if self._index is not None else self._data or {})
-
-    def _load(self) -> dict[str, Any]:
-        try:
-            data = torch.load(self.path, map_location="cpu", weights_only=True, mmap=True)
-        except Exception as exc:  # torch raises many kinds for a damaged zip/pickle
-            raise CheckpointError(f"{self.path}: unreadable ({type(exc).__name__}: {exc})") from exc
+        data = _load_index(path)
         if not isinstance(data, dict):
-            raise CheckpointError(f"{self.path}: expected a state dict, got {type(data).__name__}")
-        return data
-
-    def shape(self, name: str) -> tuple[tuple[int, ...], torch.dtype]:
-        """Shape and dtype without touching the data (xser: from the tensor file's mapping)."""
-        if self._index is not None:
-            entry = self._index[name]
-            return entry.shape, entry.dtype
-        if self._data is None:
-            self._data, self._served = self._load(), 0
-        t = self[name] if isinstance(self._data[name], TensorReference) else self._data[name]
-        return tuple(t.shape), t.dtype
+            raise CheckpointError(f"{path}: expected a state dict, got {type(data).__name__}")
+        self._index: dict[str, _Stored] = {}
+        for name, value in data.items():
+            if isinstance(value, TensorReference):
+                tensor_path = path.with_name(path.name + ".tensors") / f"tensor_{value.tid}.pt"
+                value = _load_index(tensor_path)
+            if not isinstance(value, _Stored):
+                raise CheckpointError(f"{path}: entry {name} is a {type(value).__name__}, not a tensor")
+            self._index[name] = value
+        self._scratch: np.ndarray | None = None
 
     def names(self) -> list[str]:
-        return list(self._names)
+        return list(self._index)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._names
+        return name in self._index
+
+    def shape(self, name: str) -> tuple[tuple[int, ...], str]:
+        stored = self._index[name]
+        return stored.shape, stored.span.dtype
 
     def range(self, name: str, rows: tuple[int, int] | None = None) -> FileRange | None:
-        """Where `name` (or its dim-0 rows [start, stop)) lies in this file, for a file-to-file copy; None
-        when the file has no index (xser), so the caller reads the tensor instead."""
-        if self._index is None:
+        """Where `name` (or its dim-0 rows [start, stop)) lies, for a file-to-file copy; None for a strided
+        view, which the caller reads with `rows` instead."""
+        stored = self._index[name]
+        if stored.stride is not None:
             return None
-        entry = self._index[name]
-        start, stop = rows if rows is not None else (0, entry.shape[0] if entry.shape else 1)
-        row_bytes = math.prod(entry.shape[1:]) * torch.empty((), dtype=entry.dtype).element_size()
-        shape = (stop - start, *entry.shape[1:]) if entry.shape else ()
-        return FileRange(self.path, entry.offset + start * row_bytes, (stop - start) * row_bytes, shape, entry.dtype)
+        return stored.span if rows is None else stored.span.rows(*rows)
 
-    def _read(self, entry: _Entry) -> torch.Tensor:
-        """The tensor, in this rank's scratch buffer (up to SCRATCH_BYTES): valid until the next read from this
-        rank. Reusing the buffer spares the kernel zeroing fresh pages for every tensor, which cost more than
-        the copy; the cap keeps eight ranks' buffers far below the largest tensor."""
-        nbytes = math.prod(entry.shape) * torch.empty((), dtype=entry.dtype).element_size()
-        if nbytes > SCRATCH_BYTES:  # a big slice (embeddings) gets its own buffer, freed once written
-            raw = torch.empty(nbytes, dtype=torch.uint8)
-        else:
-            if self._scratch is None or self._scratch.numel() < nbytes:
-                self._scratch = torch.empty(nbytes, dtype=torch.uint8)
-            raw = self._scratch[:nbytes]
-        with open(self.path, "rb") as f:
-            f.seek(entry.offset)
-            got = f.readinto(raw.numpy().data)
-        if got != nbytes:
-            raise CheckpointError(f"{self.path}: unreadable (truncated: {got} of {nbytes} bytes at {entry.offset})")
-        return raw.view(entry.dtype).reshape(entry.shape)
+    def rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Dim-0 rows [start, stop) as a (rows, bytes per row) uint8 array; it lives in this rank's buffer,
+        valid until the next read from this rank."""
+        stored = self._index[name]
+        dtype = stored.span.dtype
+        width = row_bytes(stored.shape, dtype) if stored.shape else DTYPE_SIZES[dtype]
+        count = stop - start if stored.shape else 1
+        if stored.stride is None:
+            source = stored.span.rows(start, stop) if stored.shape else stored.span
+            return np.asarray(source.read_into(self._buffer(source.nbytes))).reshape(count, width)
+        itemsize = DTYPE_SIZES[dtype]
+        storage = np.asarray(stored.span.read_into(memoryview(bytearray(stored.span.nbytes))))
+        view = np.lib.stride_tricks.as_strided(storage, (*stored.shape, itemsize),
+                                               (*(s * itemsize for s in stored.stride), 1), writeable=False)
+        return np.ascontiguousarray(view[start:stop]).reshape(count, width)
 
-    def __getitem__(self, name: str) -> torch.Tensor:
-        if self._index is not None:
-            return self._read(self._index[name])
-        if self._data is None:
-            self._data, self._served = self._load(), 0
-        value = self._data[name]
-        if isinstance(value, torch.Tensor):
-            self._served += value.numel() * value.element_size()
-            if self._served > REMAP_BYTES:
-                self._data = None  # the mapping goes once the caller drops what it was served
-            return value
-        if isinstance(value, TensorReference):
-            tensor_path = self.path.with_name(self.path.name + ".tensors") / f"tensor_{value.tid}.pt"
-            try:
-                tensor = torch.load(tensor_path, map_location="cpu", weights_only=True, mmap=True)
-            except Exception as exc:
-                raise CheckpointError(f"{tensor_path}: unreadable ({type(exc).__name__}: {exc})") from exc
-            if not isinstance(tensor, torch.Tensor):
-                raise CheckpointError(f"{tensor_path}: not a tensor")
-            return tensor
-        raise CheckpointError(f"{self.path}: entry {name} is a {type(value).__name__}, not a tensor")
+    def _buffer(self, size: int) -> memoryview:
+        """This rank's reusable buffer: fresh pages would be zeroed by the kernel for every read."""
+        if self._scratch is None or self._scratch.size < size:
+            self._scratch = np.empty(max(size, min(SCRATCH_BYTES, 2 * size)), dtype=np.uint8)
+        return self._scratch.data[:size]
 
 
 LORA_SEGMENT = re.compile(r"\.(lora_(?:embedding_)?[AB])\.([^.]+)(?=\.|$)")

@@ -90,6 +90,16 @@ def test_full_model_unfuses_gate_up_proj(base_model: Path, tmp_path: Path) -> No
     assert (out / "config.json").is_file() and (out / "tokenizer.json").is_file()
 
 
+def test_row_parallel_tensors_gathered_in_ragged_row_blocks_are_exact(base_model: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """o_proj/down_proj are split on dim 1: they are rebuilt a block of rows at a time, here 3 of 128 rows."""
+    monkeypatch.setattr("training.consolidate.BLOCK_BYTES", 3 * 128 * 4 + 7)
+    state = load_file(base_model / "model.safetensors")
+    out = main(ConsolidateArguments(checkpoint_dir=str(write_sharded(tmp_path / "checkpoint-5", state)),
+                                    output_dir=str(tmp_path / "out")))
+    _assert_same(load_file(out / "model.safetensors"), state)
+
+
 def test_plain_peft_adapter_is_validated_and_copied(adapter: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = main(ConsolidateArguments(checkpoint_dir=str(adapter), output_dir=str(tmp_path / "out")))
     assert (out / "adapter_model.safetensors").read_bytes() == (adapter / "adapter_model.safetensors").read_bytes()
@@ -145,3 +155,16 @@ def test_command_line_consolidates_and_says_so(adapter: Path, tmp_path: Path) ->
                            "--output_dir", str(tmp_path / "out")], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "consolidated 31 tensors from 8 TP x 1 PP ranks" in done.stdout
+
+
+def test_consolidation_never_imports_torch(adapter: Path, tmp_path: Path) -> None:
+    """Importing torch takes longer than copying a 2 GB model: consolidation only moves bytes."""
+    import subprocess
+    import sys
+
+    ckpt = _sharded_adapter(adapter, tmp_path / "run")
+    code = ("import sys; from training.consolidate import cli; status = cli(sys.argv[1:]); "
+            "print(status, sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', 'safetensors'}))")
+    done = subprocess.run([sys.executable, "-c", code, "--checkpoint_dir", str(ckpt), "--output_dir", str(tmp_path / "out")],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "0 []"

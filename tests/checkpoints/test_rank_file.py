@@ -1,4 +1,4 @@
-"""RankFile: a torch.save rank file is read through its one-time index, bit for bit as torch.load reads it."""
+"""RankFile: a torch.save rank file is indexed once and read without torch, bit for bit as torch.load reads it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.shards_layout import RankFile
+from training.shards_io import dtype_code, torch_dtype
+from training.shards_layout import CheckpointError, RankFile
 
 
 def _state() -> dict[str, torch.Tensor]:
@@ -16,37 +17,46 @@ def _state() -> dict[str, torch.Tensor]:
             "c.scalar": torch.tensor(3, dtype=torch.int64), "d.mask": torch.rand(5) > 0.5}
 
 
-def test_indexed_read_equals_torch_load(tmp_path: Path) -> None:
+def _read(rank: RankFile, name: str) -> torch.Tensor:
+    shape, dtype = rank.shape(name)
+    rows = rank.rows(name, 0, shape[0] if shape else 1)
+    return torch.frombuffer(bytearray(rows.tobytes()), dtype=torch_dtype(dtype)).reshape(shape)
+
+
+def test_every_tensor_reads_as_torch_load_reads_it(tmp_path: Path) -> None:
     torch.save(_state(), tmp_path / "r.pt")
     rank = RankFile(tmp_path / "r.pt")
-    assert rank._index is not None
     for name, want in torch.load(tmp_path / "r.pt", weights_only=True).items():
-        assert rank.shape(name) == (tuple(want.shape), want.dtype)
-        assert torch.equal(rank[name], want), name  # read after read: the scratch buffer is reused
+        assert rank.shape(name) == (tuple(want.shape), dtype_code(want.dtype))
+        assert torch.equal(_read(rank, name), want), name
 
 
 def test_slices_of_one_storage_are_read_at_their_offset(tmp_path: Path) -> None:
     whole = torch.arange(100, dtype=torch.float32)
     torch.save({"first": whole[:40], "second": whole[40:]}, tmp_path / "r.pt")
     rank = RankFile(tmp_path / "r.pt")
-    assert rank._index is not None
-    assert torch.equal(rank["second"], whole[40:])
+    assert torch.equal(_read(rank, "second"), whole[40:])
 
 
-def test_strided_view_falls_back_to_torch_load(tmp_path: Path) -> None:
+def test_a_strided_view_is_read_through_memory_not_copied_as_a_range(tmp_path: Path) -> None:
     t = torch.randn(8, 4)
     torch.save({"t": t.T}, tmp_path / "r.pt")
     rank = RankFile(tmp_path / "r.pt")
-    assert rank._index is None
-    assert torch.equal(rank["t"], t.T)
+    assert rank.range("t") is None
+    assert torch.equal(_read(rank, "t"), t.T)
 
 
-def test_a_read_above_the_scratch_size_gets_its_own_buffer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("training.shards_layout.SCRATCH_BYTES", 64)
+def test_a_row_block_is_those_rows(tmp_path: Path) -> None:
     torch.save(_state(), tmp_path / "r.pt")
-    rank = RankFile(tmp_path / "r.pt")
-    big, small = rank["a.weight"], rank["b.bias"]  # 4 KB then 28 bytes: the big one is not overwritten
-    assert torch.equal(big, _state()["a.weight"]) and torch.equal(small, _state()["b.bias"])
+    rows = RankFile(tmp_path / "r.pt").rows("a.weight", 10, 13)
+    want = _state()["a.weight"][10:13]
+    assert torch.equal(torch.frombuffer(bytearray(rows.tobytes()), dtype=torch.bfloat16).reshape(3, 32), want)
+
+
+def test_a_file_with_more_than_tensors_is_refused_naming_it(tmp_path: Path) -> None:
+    torch.save({"a": torch.zeros(2), "step": torch.nn.Linear(2, 2)}, tmp_path / "r.pt")
+    with pytest.raises(CheckpointError, match=r"r\.pt: unreadable .*torch\.nn\.modules\.linear\.Linear"):
+        RankFile(tmp_path / "r.pt")
 
 
 def test_file_ranges_copy_without_copy_file_range(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -61,8 +71,7 @@ def test_file_ranges_copy_without_copy_file_range(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr("os.copy_file_range", refuse)
     torch.save(_state(), tmp_path / "r.pt")
     rank = RankFile(tmp_path / "r.pt")
-    want = _state()["a.weight"]
-    stream = SafetensorsStream(tmp_path / "out.safetensors", [("a", (64, 32), torch.bfloat16)])
+    stream = SafetensorsStream(tmp_path / "out.safetensors", [("a", (64, 32), "BF16")])
     stream.append_parts("a", iter([rank.range("a.weight", (0, 10)), rank.range("a.weight", (10, 64))]))
     stream.close()
-    assert torch.equal(load_file(tmp_path / "out.safetensors")["a"], want)
+    assert torch.equal(load_file(tmp_path / "out.safetensors")["a"], _state()["a.weight"])
