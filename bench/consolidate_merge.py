@@ -4,7 +4,9 @@
 
 Builds a Llama-3-shaped bf16 model (vocab 128256, hidden 2048, GQA 32/8 heads; 12
 layers is ~2.1 GB), splits it into 8 tensor-parallel ranks as optimum-neuron saves
-them, then times each step in its own subprocess and reads its peak RSS. Prints a
+them, then times each step in its own subprocess and reads its peak RSS. Merges two
+adapters: LoRA on all seven linears of every layer (the worst case: half the model's
+bytes change) and on q_proj + v_proj (the Llama-3-8B recipe's targets). Prints a
 markdown table and writes it to bench/results/consolidate_merge.md.
 """
 
@@ -12,14 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import statistics
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 HIDDEN, INTER, VOCAB, HEADS, KV, R = 2048, 5632, 128256, 32, 8, 16
+ALL_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+RECIPE_TARGETS = ("q_proj", "v_proj")  # training/recipes/llama3-8b-lora.yaml
 
 
 def shapes(layers: int) -> list[tuple[str, tuple[int, ...]]]:
@@ -35,28 +42,34 @@ def shapes(layers: int) -> list[tuple[str, tuple[int, ...]]]:
     return [*out, ("model.norm.weight", (HIDDEN,)), ("lm_head.weight", (VOCAB, HIDDEN))]
 
 
-def build(scratch: Path, layers: int) -> tuple[Path, Path, Path]:
-    """Base model dir, 8-rank checkpoint, adapter dir."""
+def build(scratch: Path, layers: int, adapters: dict[Path, tuple[str, ...]]) -> tuple[Path, Path]:
+    """Base model dir and 8-rank checkpoint; `adapters` (dir -> target modules) are written beside them."""
     import torch
-    from safetensors.torch import save_file
     from transformers import LlamaConfig
 
     sys.path.insert(0, str(ROOT / "tests" / "checkpoints"))
     from shards_writer import write_sharded
 
-    from training.shards_io import SafetensorsStream, plan_shards, shard_names, write_index
+    from training.shards_io import (
+        SafetensorsStream,
+        dtype_code,
+        plan_shards,
+        shard_names,
+        torch_rows,
+        write_index,
+    )
 
-    base, ckpt, adapter = scratch / "base", scratch / "run" / "checkpoint-100", scratch / "adapter"
+    base, ckpt = scratch / "base", scratch / "run" / "checkpoint-100"
     base.mkdir(parents=True)
     torch.manual_seed(0)
     state = {n: (torch.randn(s) * 0.02).to(torch.bfloat16) for n, s in shapes(layers)}
-    specs = [(n, tuple(t.shape), t.dtype) for n, t in state.items()]
+    specs = [(n, tuple(t.shape), dtype_code(t.dtype)) for n, t in state.items()]
     groups = plan_shards(specs, 1024**3)
     weight_map = {}
     for group, name in zip(groups, shard_names(len(groups)), strict=True):
         stream = SafetensorsStream(base / name, group)
         for n, _, _ in group:
-            stream.append(n, state[n])
+            stream.append(n, torch_rows(state[n]))
             weight_map[n] = name
         stream.close()
     write_index(base / "model.safetensors.index.json", weight_map, sum(t.numel() * 2 for t in state.values()))
@@ -67,18 +80,26 @@ def build(scratch: Path, layers: int) -> tuple[Path, Path, Path]:
     write_sharded(ckpt, state)
     shutil.copy2(base / "config.json", ckpt / "config.json")
     del state
+    for adapter, targets in adapters.items():
+        write_adapter(adapter, base, layers, targets)
+    return base, ckpt
+
+
+def write_adapter(adapter: Path, base: Path, layers: int, targets: tuple[str, ...]) -> None:
+    """A peft adapter of rank R with random A and B on `targets` of every layer."""
+    import torch
+    from safetensors.torch import save_file
+
     adapter.mkdir()
     lora = {}
-    for n, (rows, cols) in ((n, s) for n, s in shapes(layers) if n.endswith("proj.weight")):
+    for n, (rows, cols) in ((n, s) for n, s in shapes(layers) if n.endswith(tuple(f"{t}.weight" for t in targets))):
         module = n.removesuffix(".weight")
         lora[f"base_model.model.{module}.lora_A.weight"] = torch.randn(R, cols) * 0.01
         lora[f"base_model.model.{module}.lora_B.weight"] = torch.randn(rows, R) * 0.01
     save_file(lora, adapter / "adapter_model.safetensors")
     (adapter / "adapter_config.json").write_text(json.dumps({
         "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": R, "lora_alpha": 32, "lora_dropout": 0.0, "bias": "none",
-        "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-        "base_model_name_or_path": str(base), "fan_in_fan_out": False}))
-    return base, ckpt, adapter
+        "target_modules": list(targets), "base_model_name_or_path": str(base), "fan_in_fan_out": False}))
 
 
 PEFT_SCRIPT = """
@@ -90,13 +111,36 @@ PeftModel.from_pretrained(m, sys.argv[2]).merge_and_unload().save_pretrained(sys
 """
 
 
-def measure(cmd: list[str]) -> tuple[float, float]:
-    """(seconds, peak RSS in bytes) of `cmd` run in a fresh child that only waits for it."""
+def measure(cmd: list[str], output: Path) -> tuple[float, float]:
+    """(seconds, peak RSS in bytes) of `cmd` run in a fresh child that only waits for it. `output` is removed
+    and dirty pages are flushed first, so no run pays for the writeback of the one before."""
+    shutil.rmtree(output, ignore_errors=True)
+    os.sync()
     probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); subprocess.run(sys.argv[1:], check=True,"
              " stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
              "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)")
     out = subprocess.run([PY, "-c", probe, *cmd], check=True, capture_output=True, text=True, cwd=ROOT).stdout.split()
     return float(out[0]), float(out[1])
+
+
+@dataclass
+class Row:
+    step: str
+    output: Path
+    seconds: list[float] = field(default_factory=list)
+    cp_seconds: list[float] = field(default_factory=list)
+    rss: float = 0.0
+
+
+def run_rounds(rows: list[tuple[Row, list[str], Path]], rounds: int, scratch: Path) -> None:
+    """Each round times every step right after a `cp -r` of its input, so both see the same machine state;
+    the table reports medians (the 2 shared cores make single runs swing by 2x)."""
+    for _ in range(rounds):
+        for row, cmd, cp_source in rows:
+            row.cp_seconds.append(measure(["cp", "-r", str(cp_source), str(scratch / "cp-copy")], scratch / "cp-copy")[0])
+            secs, rss = measure(cmd, row.output)
+            row.seconds.append(secs)
+            row.rss = max(row.rss, rss)
 
 
 def dir_bytes(path: Path) -> int:
@@ -106,36 +150,43 @@ def dir_bytes(path: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--layers", type=int, default=12, help="decoder layers (12 gives ~2.1 GB in bf16)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed runs of each step (the median is reported)")
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/bench-consolidate-merge"), help="scratch dir")
     args = parser.parse_args()
-    if args.scratch.exists():
-        shutil.rmtree(args.scratch)
+    s = args.scratch
+    if s.exists():
+        shutil.rmtree(s)
+    adapters = {s / "adapter-all": ALL_LINEARS, s / "adapter-qv": RECIPE_TARGETS}
     try:
-        base, ckpt, adapter = build(args.scratch, args.layers)
-        largest = VOCAB * HIDDEN * 2
-        s = args.scratch
-        rows = []
-        t_cp, _ = measure(["cp", "-r", str(ckpt / "shards"), str(s / "cp-shards")])
-        t, rss = measure([PY, "-m", "training.consolidate", "--checkpoint_dir", str(s / "run"),
-                          "--output_dir", str(s / "consolidated")])
-        size = dir_bytes(s / "consolidated")
-        rows.append(("consolidate (8 TP ranks -> model)", size, t, rss, t_cp))
-        t_cp, _ = measure(["cp", "-r", str(base), str(s / "cp-base")])
-        t, rss = measure([PY, "-m", "training.merge", "--base_model_path", str(s / "consolidated"),
-                          "--adapter_path", str(adapter), "--output_dir", str(s / "merged")])
-        rows.append(("merge (training.merge)", dir_bytes(s / "merged"), t, rss, t_cp))
-        t_p, rss_p = measure([PY, "-c", PEFT_SCRIPT, str(base), str(adapter), str(s / "peft-merged")])
-        rows.append(("merge (peft load + merge_and_unload + save_pretrained)", dir_bytes(s / "peft-merged"), t_p, rss_p, t_cp))
+        base, ckpt = build(s, args.layers, adapters)
+        consolidate = Row("consolidate (8 TP ranks -> model)", s / "consolidated")
+        run_rounds([(consolidate, [PY, "-m", "training.consolidate", "--checkpoint_dir", str(s / "run"),
+                                   "--output_dir", str(consolidate.output)], ckpt / "shards")], args.rounds, s)
+        steps: list[tuple[Row, list[str], Path]] = []
+        for adapter, targets in adapters.items():
+            label = "+".join(t.removesuffix("_proj") for t in targets)
+            ours, peft = Row(f"merge, LoRA on {label}", s / f"merged-{adapter.name}"), \
+                Row(f"peft merge, LoRA on {label} (load + merge_and_unload + save_pretrained)", s / f"peft-{adapter.name}")
+            steps += [(ours, [PY, "-m", "training.merge", "--base_model_path", str(base), "--adapter_path", str(adapter),
+                              "--output_dir", str(ours.output)], base),
+                      (peft, [PY, "-c", PEFT_SCRIPT, str(base), str(adapter), str(peft.output)], base)]
+        run_rounds(steps, args.rounds, s)
+        table = [consolidate, *(row for row, _, _ in steps)]
+        sizes = {row.step: dir_bytes(row.output) for row in table}
     finally:
-        shutil.rmtree(args.scratch, ignore_errors=True)
-    table = [f"Largest tensor: {largest / 1e6:.0f} MB (embed_tokens / lm_head, {VOCAB}x{HIDDEN} bf16). "
-             f"cp: `cp -r` of the same input on the same disk ({args.scratch}).", "",
+        shutil.rmtree(s, ignore_errors=True)
+    largest = VOCAB * HIDDEN * 2
+    peft_rss = max(row.rss for row in table if row.step.startswith("peft"))
+    lines = [f"Synthetic Llama-3-shaped bf16 model, {args.layers} layers; largest tensor {largest / 1e6:.0f} MB "
+             f"(embed_tokens / lm_head, {VOCAB}x{HIDDEN}). Median of {args.rounds} runs; `cp`: `cp -r` of the same "
+             f"input on the same disk, timed just before each run; RSS / peft against peft's largest peak.", "",
              "| step | output GB | seconds | MB/s | vs cp | peak RSS GB | RSS / largest tensor | RSS / peft |",
              "|---|---|---|---|---|---|---|---|"]
-    for name, nbytes, secs, rss, cp in rows:
-        table.append(f"| {name} | {nbytes / 1e9:.2f} | {secs:.1f} | {nbytes / secs / 1e6:.0f} | {cp / secs:.2f} | "
-                     f"{rss / 1e9:.2f} | {rss / largest:.1f}x | {rss / rss_p:.2f} |")
-    text = "\n".join(table) + "\n"
+    for row in table:
+        secs, cp = statistics.median(row.seconds), statistics.median(row.cp_seconds)
+        lines.append(f"| {row.step} | {sizes[row.step] / 1e9:.2f} | {secs:.1f} | {sizes[row.step] / secs / 1e6:.0f} | "
+                     f"{cp / secs:.2f} | {row.rss / 1e9:.2f} | {row.rss / largest:.1f}x | {row.rss / peft_rss:.2f} |")
+    text = "\n".join(lines) + "\n"
     print(text)
     results = ROOT / "bench" / "results"
     results.mkdir(exist_ok=True)
