@@ -188,7 +188,6 @@ def main(args: MergeArguments) -> Path:
         if a_shape[0] != b_shape[1] or got != want:
             raise MergeError(f"{adapter_file}: {pair.module} LoRA gives {got} (A {a_shape}, B {b_shape}), "
                              f"base {weight} is {want}")
-    sources.update({weight: adapter_tensors[name] for weight, name in replaced.items()})
     out_dtype = DTYPES.get(args.dtype)
 
     def output_dtype(source: FileRange) -> torch.dtype:
@@ -196,6 +195,8 @@ def main(args: MergeArguments) -> Path:
         return out_dtype if out_dtype is not None and dtype.is_floating_point else dtype
 
     specs = [(name, source.shape, dtype_code(output_dtype(source))) for name, source in sources.items()]
+    # a targeted embedding's frozen weight comes from the adapter (peft saves it), in the base model's dtype
+    sources.update({weight: adapter_tensors[name] for weight, name in replaced.items()})
     shards = plan_shards(specs, int(args.max_shard_size_gb * 1024**3))
     filenames = shard_names(len(shards))
     weight_map: dict[str, str] = {}
