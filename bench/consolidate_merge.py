@@ -133,8 +133,9 @@ class Row:
 
 
 def run_rounds(rows: list[tuple[Row, list[str], Path]], rounds: int, scratch: Path) -> None:
-    """Each round times every step right after a `cp -r` of its input, so both see the same machine state;
-    the table reports medians (the 2 shared cores make single runs swing by 2x)."""
+    """Each round times every step right after a `cp -r` of its input, so the pair sees the same machine
+    state: on a shared VM the same cp takes 0.6 s one minute and 4 s the next, so only paired ratios and
+    medians mean anything."""
     for _ in range(rounds):
         for row, cmd, cp_source in rows:
             row.cp_seconds.append(measure(["cp", "-r", str(cp_source), str(scratch / "cp-copy")], scratch / "cp-copy")[0])
@@ -150,7 +151,7 @@ def dir_bytes(path: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--layers", type=int, default=12, help="decoder layers (12 gives ~2.1 GB in bf16)")
-    parser.add_argument("--rounds", type=int, default=3, help="timed runs of each step (the median is reported)")
+    parser.add_argument("--rounds", type=int, default=5, help="timed runs of each step (the median is reported)")
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/bench-consolidate-merge"), help="scratch dir")
     args = parser.parse_args()
     s = args.scratch
@@ -162,7 +163,8 @@ def main() -> None:
         consolidate = Row("consolidate (8 TP ranks -> model)", s / "consolidated")
         run_rounds([(consolidate, [PY, "-m", "training.consolidate", "--checkpoint_dir", str(s / "run"),
                                    "--output_dir", str(consolidate.output)], ckpt / "shards")], args.rounds, s)
-        steps: list[tuple[Row, list[str], Path]] = []
+        floor = Row("`python -c 'import torch'` alone: the floor of any merge that uses torch's kernels", s / "none")
+        steps: list[tuple[Row, list[str], Path]] = [(floor, [PY, "-c", "import torch"], base)]
         for adapter, targets in adapters.items():
             label = "+".join(t.removesuffix("_proj") for t in targets)
             ours, peft = Row(f"merge, LoRA on {label}", s / f"merged-{adapter.name}"), \
@@ -172,20 +174,23 @@ def main() -> None:
                       (peft, [PY, "-c", PEFT_SCRIPT, str(base), str(adapter), str(peft.output)], base)]
         run_rounds(steps, args.rounds, s)
         table = [consolidate, *(row for row, _, _ in steps)]
-        sizes = {row.step: dir_bytes(row.output) for row in table}
+        sizes = {row.step: dir_bytes(row.output) if row.output.exists() else 0 for row in table}
     finally:
         shutil.rmtree(s, ignore_errors=True)
     largest = VOCAB * HIDDEN * 2
     peft_rss = max(row.rss for row in table if row.step.startswith("peft"))
     lines = [f"Synthetic Llama-3-shaped bf16 model, {args.layers} layers; largest tensor {largest / 1e6:.0f} MB "
-             f"(embed_tokens / lm_head, {VOCAB}x{HIDDEN}). Median of {args.rounds} runs; `cp`: `cp -r` of the same "
-             f"input on the same disk, timed just before each run; RSS / peft against peft's largest peak.", "",
+             f"(embed_tokens / lm_head, {VOCAB}x{HIDDEN}). Median of {args.rounds} runs. vs cp: the median over runs "
+             f"of (`cp -r` of the same input on the same disk, timed just before the run) / (the run); "
+             f"RSS / peft against peft's largest peak.", "",
              "| step | output GB | seconds | MB/s | vs cp | peak RSS GB | RSS / largest tensor | RSS / peft |",
              "|---|---|---|---|---|---|---|---|"]
     for row in table:
-        secs, cp = statistics.median(row.seconds), statistics.median(row.cp_seconds)
-        lines.append(f"| {row.step} | {sizes[row.step] / 1e9:.2f} | {secs:.1f} | {sizes[row.step] / secs / 1e6:.0f} | "
-                     f"{cp / secs:.2f} | {row.rss / 1e9:.2f} | {row.rss / largest:.1f}x | {row.rss / peft_rss:.2f} |")
+        secs = statistics.median(row.seconds)
+        vs_cp = statistics.median(cp / t for cp, t in zip(row.cp_seconds, row.seconds, strict=True))
+        rate = f"{sizes[row.step] / secs / 1e6:.0f}" if sizes[row.step] else "-"
+        lines.append(f"| {row.step} | {sizes[row.step] / 1e9:.2f} | {secs:.1f} | {rate} | "
+                     f"{vs_cp:.2f} | {row.rss / 1e9:.2f} | {row.rss / largest:.1f}x | {row.rss / peft_rss:.2f} |")
     text = "\n".join(lines) + "\n"
     print(text)
     results = ROOT / "bench" / "results"
