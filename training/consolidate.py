@@ -96,7 +96,7 @@ def _gather(ranks: list[RankFile], name: str, dim: int | None) -> Iterator[Part]
     widths = [row_bytes(r.shape(name)[0], dtype) // runs for r in ranks]
     out_shape = (*shape[:dim], sum(r.shape(name)[0][dim] for r in ranks), *shape[dim + 1:])
     width = sum(widths) * runs
-    block = max(1, BLOCK_BYTES // width)
+    block = max(1, min(count, BLOCK_BYTES // width))
     out = np.empty((block * runs, sum(widths)), dtype=np.uint8)
     for start in range(0, count, block):
         stop = min(start + block, count)
