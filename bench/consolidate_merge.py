@@ -50,29 +50,16 @@ def build(scratch: Path, layers: int, adapters: dict[Path, tuple[str, ...]]) -> 
     sys.path.insert(0, str(ROOT / "tests" / "checkpoints"))
     from shards_writer import write_sharded
 
-    from training.shards_io import (
-        SafetensorsStream,
-        dtype_code,
-        plan_shards,
-        shard_names,
-        torch_rows,
-        write_index,
-    )
+    from training.shards_io import dtype_code, torch_rows, write_safetensors
 
     base, ckpt = scratch / "base", scratch / "run" / "checkpoint-100"
     base.mkdir(parents=True)
     torch.manual_seed(0)
     state = {n: (torch.randn(s) * 0.02).to(torch.bfloat16) for n, s in shapes(layers)}
     specs = [(n, tuple(t.shape), dtype_code(t.dtype)) for n, t in state.items()]
-    groups = plan_shards(specs, 1024**3)
-    weight_map = {}
-    for group, name in zip(groups, shard_names(len(groups)), strict=True):
-        stream = SafetensorsStream(base / name, group)
-        for n, _, _ in group:
-            stream.append(n, torch_rows(state[n]))
-            weight_map[n] = name
-        stream.close()
-    write_index(base / "model.safetensors.index.json", weight_map, sum(t.numel() * 2 for t in state.values()))
+    rows = {n: [torch_rows(t)] for n, t in state.items()}
+    write_safetensors(base, specs, rows.__getitem__, desc="base model", max_shard_bytes=1024**3)
+    del rows
     config = LlamaConfig(vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=INTER, num_hidden_layers=layers,
                          num_attention_heads=HEADS, num_key_value_heads=KV, tie_word_embeddings=False,
                          torch_dtype="bfloat16")

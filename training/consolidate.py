@@ -25,20 +25,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from training.fsio import atomic_output_dir
 from training.shards_io import (
     Part,
     Rows,
-    SafetensorsStream,
     copy_side_files,
-    nbytes,
-    plan_shards,
     row_bytes,
-    shard_names,
     tensor_ranges,
-    write_index,
+    write_safetensors,
 )
 from training.shards_layout import (
     CheckpointError,
@@ -189,28 +184,16 @@ def consolidate_sharded(ckpt: ShardedCheckpoint, out: Path, max_shard_bytes: int
         raise CheckpointError(f"{ckpt.shards_dir}: no tensor of the rank files is a parameter in mp_metadata")
     producers = {name: make for name, _, _, make in plan}
     specs = [(n, s, d) for n, s, d, _ in plan]
-    bar = tqdm(total=len(plan), desc="consolidate", unit="tensor")
+    config = None
     if ckpt.adapter_dir is not None:
         fused = [s for pp in ckpt.metadata.values() for s in fused_specs(pp)]
-        linears = {s.fused_name: s.linear_names for s in fused}
-        config = _adapter_config(ckpt.adapter_dir, linears)
-        groups = [(specs, "adapter_model.safetensors")]
+        config = _adapter_config(ckpt.adapter_dir, {s.fused_name: s.linear_names for s in fused})
+    # an adapter is one file, as peft writes it; a full model is sharded like save_pretrained
+    weight_map = write_safetensors(out, specs, lambda name: producers[name](), desc="consolidate",
+                                   max_shard_bytes=None if config is not None else max_shard_bytes,
+                                   filename="adapter_model.safetensors")
+    if config is not None:
         (out / "adapter_config.json").write_text(json.dumps(config, indent=2))
-    else:
-        shards = plan_shards(specs, max_shard_bytes)
-        groups = list(zip(shards, shard_names(len(shards)), strict=True))
-    weight_map: dict[str, str] = {}
-    total = sum(nbytes(s, d) for _, s, d in specs)
-    for group, filename in groups:
-        stream = SafetensorsStream(out / filename, group)
-        for name, _, _ in group:
-            stream.append_parts(name, producers[name]())
-            weight_map[name] = filename
-            bar.update(1)
-        stream.close()
-    bar.close()
-    if ckpt.adapter_dir is None and len(groups) > 1:
-        write_index(out / "model.safetensors.index.json", weight_map, total)
     copy_side_files(ckpt.root, out)
     return list(weight_map)
 

@@ -21,24 +21,19 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from tqdm import tqdm
 
 from training.fsio import atomic_output_dir
 from training.shards_io import (
     FileRange,
     Part,
-    SafetensorsStream,
     copy_side_files,
     dtype_code,
     model_tensors,
-    nbytes,
-    plan_shards,
     row_bytes,
-    shard_names,
     tensor_ranges,
     torch_dtype,
     torch_rows,
-    write_index,
+    write_safetensors,
 )
 
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
@@ -197,25 +192,16 @@ def main(args: MergeArguments) -> Path:
     specs = [(name, source.shape, dtype_code(output_dtype(source))) for name, source in sources.items()]
     # a targeted embedding's frozen weight comes from the adapter (peft saves it), in the base model's dtype
     sources.update({weight: adapter_tensors[name] for weight, name in replaced.items()})
-    shards = plan_shards(specs, int(args.max_shard_size_gb * 1024**3))
-    filenames = shard_names(len(shards))
-    weight_map: dict[str, str] = {}
-    bar = tqdm(total=sum(nbytes(s, d) for _, s, d in specs), desc="merge", unit="B", unit_scale=True)
+    out_dtypes = {name: torch_dtype(code) for name, _, code in specs}
+
+    def parts(name: str) -> Iterator[Part]:
+        found = pairs.get(name)
+        lora = None if found is None else Lora(ad.get_tensor(found.a_key).float(), ad.get_tensor(found.b_key).float(),
+                                               scaling_for(config, found.module), found.embedding)
+        return merged_rows(sources[name], out_dtypes[name], lora)
+
     with safe_open(str(adapter_file), framework="pt") as ad, atomic_output_dir(output) as tmp:
-        for group, filename in zip(shards, filenames, strict=True):
-            stream = SafetensorsStream(tmp / filename, group)
-            for name, shape, code in group:
-                found = pairs.get(name)
-                lora = None if found is None else Lora(ad.get_tensor(found.a_key).float(),
-                                                       ad.get_tensor(found.b_key).float(),
-                                                       scaling_for(config, found.module), found.embedding)
-                stream.append_parts(name, merged_rows(sources[name], torch_dtype(code), lora))
-                weight_map[name] = filename
-                bar.update(nbytes(shape, code))
-            stream.close()
-        bar.close()
-        if len(filenames) > 1:
-            write_index(tmp / "model.safetensors.index.json", weight_map, sum(nbytes(s, d) for _, s, d in specs))
+        write_safetensors(tmp, specs, parts, desc="merge", max_shard_bytes=int(args.max_shard_size_gb * 1024**3))
         copy_side_files(base, tmp)
         if out_dtype is not None and (tmp / "config.json").is_file():
             model_config = json.loads((tmp / "config.json").read_text())

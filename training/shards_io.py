@@ -17,7 +17,7 @@ import math
 import os
 import shutil
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -206,6 +206,33 @@ def shard_names(count: int) -> list[str]:
 
 def write_index(path: Path, weight_map: dict[str, str], total_size: int) -> None:
     path.write_text(json.dumps({"metadata": {"total_size": total_size}, "weight_map": weight_map}, indent=2))
+
+
+def write_safetensors(out_dir: Path, specs: list[Spec], parts: Callable[[str], Iterable[Part]], *, desc: str,
+                      max_shard_bytes: int | None = None, filename: str = "model.safetensors") -> dict[str, str]:
+    """Every tensor of `specs`, in order, its pieces from `parts(name)`, under a progress bar in bytes. With
+    max_shard_bytes, shards of at most that (model-0000X-of-0000N.safetensors, with their index, or one
+    model.safetensors); without, one file `filename`. Returns tensor name -> file name."""
+    from tqdm import tqdm
+
+    if max_shard_bytes is None:
+        groups = [(specs, filename)]
+    else:
+        shards = plan_shards(specs, max_shard_bytes)
+        groups = list(zip(shards, shard_names(len(shards)), strict=True))
+    total = sum(nbytes(shape, dtype) for _, shape, dtype in specs)
+    weight_map: dict[str, str] = {}
+    with tqdm(total=total, desc=desc, unit="B", unit_scale=True) as bar:
+        for group, name in groups:
+            stream = SafetensorsStream(out_dir / name, group)
+            for tensor, shape, dtype in group:
+                stream.append_parts(tensor, parts(tensor))
+                weight_map[tensor] = name
+                bar.update(nbytes(shape, dtype))
+            stream.close()
+    if len(groups) > 1:
+        write_index(out_dir / "model.safetensors.index.json", weight_map, total)
+    return weight_map
 
 
 def safetensors_files(model_dir: Path) -> dict[str, Path]:

@@ -68,3 +68,21 @@ def test_adapter_for_another_model_is_a_clear_error(base_model: Path, adapter: P
     assert cli(["--base_model_path", str(base_model), "--adapter_path", str(wrong), "--output_dir", str(tmp_path / "o")]) == 2
     assert "q_proj LoRA gives (64, 128)" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_model_above_max_shard_size_is_sharded_with_an_index_transformers_loads(base_model: Path, adapter: Path,
+                                                                                tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    out = main(MergeArguments(base_model_path=str(base_model), adapter_path=str(adapter), output_dir=str(tmp_path / "m"),
+                              max_shard_size_gb=300_000 / 1024**3))
+    index = json.loads((out / "model.safetensors.index.json").read_text())
+    shards = sorted(p.name for p in out.glob("model-*-of-*.safetensors"))
+    assert len(shards) > 1 and sorted(set(index["weight_map"].values())) == shards
+    assert not (out / "model.safetensors").exists()
+    assert index["metadata"]["total_size"] == sum(t.numel() * t.element_size() for f in shards
+                                                  for t in load_file(out / f).values())
+    got = AutoModelForCausalLM.from_pretrained(out, torch_dtype=torch.float32).state_dict()
+    want = _peft_merged(base_model, adapter, torch.float32)
+    for name in want:
+        assert torch.equal(got[name], want[name]), name
