@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_adapter
+from peft_adapters import make_adapter
 from safetensors.torch import load_file
 
 from training.merge import MergeArguments, cli, main

@@ -10,12 +10,11 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from training_helpers import LEARNABLE_FLAGS, parse_finetune
+from training_helpers import LEARNABLE_FLAGS, Run, parse_finetune
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -43,13 +42,6 @@ def tokenizer(tiny_model: Path) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_model)
-
-
-@dataclass(frozen=True)
-class Run:
-    output_dir: Path
-    summary: dict[str, Any]
-    stdout: str
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import Run
+from training_helpers import Run
 
 from training.metrics import METRIC_REGEX
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Run
+from training_helpers import Run
 
 from training.data import Example, tokenize
 from training.generate import GenerateArguments, main, prompt_ids

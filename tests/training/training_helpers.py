@@ -1,4 +1,5 @@
-"""Helpers shared by the training tests (imported by name: tests/ has no packages)."""
+"""Helpers shared by the training tests (imported by name: tests/ has no packages, so shared names live in
+uniquely named modules, never in conftest.py, which every test directory has)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,21 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished training run: its output directory, summary.json and what it printed."""
+
+    output_dir: Path
+    summary: dict[str, Any]
+    stdout: str
+
 
 # Settings under which the tiny model visibly learns the dolly patterns in ~300 steps: with LoRA on
 # every linear layer including lm_head (a random model's near-uniform output needs it) and a high lr.
