@@ -183,6 +183,11 @@ class _TensorRecord:
 
 def _record_tensor(storage: _StorageRef, storage_offset: int, size: tuple[int, ...], stride: tuple[int, ...],
                    *_: Any) -> _TensorRecord:
+    numbers = (storage_offset, *size, *stride)
+    if not isinstance(storage, _StorageRef) or not all(type(n) is int and n >= 0 for n in numbers) \
+            or len(size) != len(stride):
+        raise pickle.UnpicklingError(f"malformed tensor record (offset {storage_offset!r}, size {size!r}, "
+                                     f"stride {stride!r})")
     return _TensorRecord(storage, storage_offset, tuple(size), tuple(stride))
 
 

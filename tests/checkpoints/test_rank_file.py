@@ -75,3 +75,29 @@ def test_file_ranges_copy_without_copy_file_range(tmp_path: Path, monkeypatch: p
     stream.append_parts("a", iter([rank.range("a.weight", (0, 10)), rank.range("a.weight", (10, 64))]))
     stream.close()
     assert torch.equal(load_file(tmp_path / "out.safetensors")["a"], _state()["a.weight"])
+
+
+def test_a_malformed_tensor_record_is_refused_naming_the_file(tmp_path: Path) -> None:
+    """A damaged (or crafted) pickle whose tensor has a non-numeric shape fails cleanly, not with a traceback."""
+    import io
+    import pickle
+    import zipfile
+
+    class Storage:
+        pass
+
+    class Tensor:
+        def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+            return torch._utils._rebuild_tensor_v2, (Storage(), 0, ("rows",), (1,), False, {})
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj: object) -> object:
+            return ("storage", torch.FloatStorage, "0", "cpu", 1) if isinstance(obj, Storage) else None
+
+    data = io.BytesIO()
+    Pickler(data, protocol=2).dump({"w": Tensor()})
+    with zipfile.ZipFile(tmp_path / "r.pt", "w") as zf:
+        zf.writestr("archive/data.pkl", data.getvalue())
+        zf.writestr("archive/data/0", b"\0" * 4)
+    with pytest.raises(CheckpointError, match=r"r\.pt: unreadable .*malformed tensor record"):
+        RankFile(tmp_path / "r.pt")
