@@ -241,7 +241,7 @@ def _load_index(path: Path) -> Any:
                 raise ValueError("no data.pkl: not a torch.save zip")
             prefix = pkl.removesuffix("data.pkl")
             data = _IndexUnpickler(io.BytesIO(zf.read(pkl))).load()
-            offsets: dict[str, int] = {}
+            storages: dict[str, tuple[int, int]] = {}  # key -> (byte offset in the file, byte size)
             for info in zf.infolist():
                 if info.filename.startswith(prefix + "data/"):
                     if info.compress_type != zipfile.ZIP_STORED:
@@ -249,19 +249,24 @@ def _load_index(path: Path) -> Any:
                     raw.seek(info.header_offset)
                     header = raw.read(30)
                     name_len, extra_len = struct.unpack("<HH", header[26:30])
-                    offsets[info.filename.removeprefix(prefix + "data/")] = info.header_offset + 30 + name_len + extra_len
+                    storages[info.filename.removeprefix(prefix + "data/")] = (
+                        info.header_offset + 30 + name_len + extra_len, info.file_size)
         size = path.stat().st_size
     except (OSError, zipfile.BadZipFile, pickle.UnpicklingError, EOFError, ValueError, TypeError, struct.error) as exc:
         raise CheckpointError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from exc
 
     def stored(record: _TensorRecord) -> _Stored:
-        if record.storage.key not in offsets:
+        if record.storage.key not in storages:
             raise CheckpointError(f"{path}: unreadable (storage {record.storage.key} is missing)")
+        start, storage_bytes = storages[record.storage.key]
         itemsize = DTYPE_SIZES[record.storage.dtype]
         contiguous = record.stride == _contiguous_strides(record.shape) or math.prod(record.shape) <= 1
         elements = math.prod(record.shape) if contiguous else \
             1 + sum((n - 1) * s for n, s in zip(record.shape, record.stride, strict=True))
-        span = FileRange(path, offsets[record.storage.key] + record.offset * itemsize, elements * itemsize,
+        if (record.offset + elements) * itemsize > storage_bytes:
+            raise CheckpointError(f"{path}: unreadable (a {list(record.shape)} tensor reads past the end of its "
+                                  f"{storage_bytes}-byte storage {record.storage.key})")
+        span = FileRange(path, start + record.offset * itemsize, elements * itemsize,
                          record.shape if contiguous else (elements,), record.storage.dtype)
         if span.offset + span.nbytes > size:
             raise CheckpointError(f"{path}: unreadable (truncated: the tensor ends at byte "

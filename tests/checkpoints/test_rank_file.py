@@ -77,8 +77,8 @@ def test_file_ranges_copy_without_copy_file_range(tmp_path: Path, monkeypatch: p
     assert torch.equal(load_file(tmp_path / "out.safetensors")["a"], _state()["a.weight"])
 
 
-def test_a_malformed_tensor_record_is_refused_naming_the_file(tmp_path: Path) -> None:
-    """A damaged (or crafted) pickle whose tensor has a non-numeric shape fails cleanly, not with a traceback."""
+def _crafted_rank_file(path: Path, shape: tuple[object, ...], storage_bytes: int) -> Path:
+    """A torch.save-shaped zip whose one float32 tensor has `shape` over a storage of `storage_bytes`."""
     import io
     import pickle
     import zipfile
@@ -88,16 +88,27 @@ def test_a_malformed_tensor_record_is_refused_naming_the_file(tmp_path: Path) ->
 
     class Tensor:
         def __reduce__(self) -> tuple[object, tuple[object, ...]]:
-            return torch._utils._rebuild_tensor_v2, (Storage(), 0, ("rows",), (1,), False, {})
+            return torch._utils._rebuild_tensor_v2, (Storage(), 0, shape, (1,) * len(shape), False, {})
 
     class Pickler(pickle.Pickler):
         def persistent_id(self, obj: object) -> object:
-            return ("storage", torch.FloatStorage, "0", "cpu", 1) if isinstance(obj, Storage) else None
+            return ("storage", torch.FloatStorage, "0", "cpu", storage_bytes // 4) if isinstance(obj, Storage) else None
 
     data = io.BytesIO()
     Pickler(data, protocol=2).dump({"w": Tensor()})
-    with zipfile.ZipFile(tmp_path / "r.pt", "w") as zf:
+    with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("archive/data.pkl", data.getvalue())
-        zf.writestr("archive/data/0", b"\0" * 4)
+        zf.writestr("archive/data/0", b"\0" * storage_bytes)
+        zf.writestr("archive/data/1", b"\0" * 64)  # bytes a bad record could otherwise wander into
+    return path
+
+
+def test_a_malformed_tensor_record_is_refused_naming_the_file(tmp_path: Path) -> None:
+    """A damaged (or crafted) pickle whose tensor has a non-numeric shape fails cleanly, not with a traceback."""
     with pytest.raises(CheckpointError, match=r"r\.pt: unreadable .*malformed tensor record"):
-        RankFile(tmp_path / "r.pt")
+        RankFile(_crafted_rank_file(tmp_path / "r.pt", ("rows",), 4))
+
+
+def test_a_tensor_larger_than_its_storage_is_refused_naming_the_file(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"r\.pt: unreadable .*reads past the end of its 16-byte storage"):
+        RankFile(_crafted_rank_file(tmp_path / "r.pt", (8,), 16))
