@@ -269,8 +269,15 @@ def tensor_ranges(path: Path) -> dict[str, FileRange]:
     end = max((info["data_offsets"][1] for info in header.values()), default=0)
     if path.stat().st_size < start + end:
         raise ValueError(f"{path}: truncated ({path.stat().st_size} bytes, header says {start + end})")
-    return {name: FileRange(path, start + info["data_offsets"][0], info["data_offsets"][1] - info["data_offsets"][0],
-                            tuple(info["shape"]), info["dtype"]) for name, info in header.items()}
+    ranges = {}
+    for name, info in header.items():
+        shape, dtype, (begin, stop) = tuple(info["shape"]), info["dtype"], info["data_offsets"]
+        if dtype not in DTYPE_SIZES:
+            raise ValueError(f"{path}: {name} has dtype {dtype}, which this tool does not handle")
+        if stop - begin != nbytes(shape, dtype):
+            raise ValueError(f"{path}: {name} is {list(shape)} {dtype} but spans {stop - begin} bytes")
+        ranges[name] = FileRange(path, start + begin, stop - begin, shape, dtype)
+    return ranges
 
 
 def model_tensors(model_dir: Path) -> dict[str, FileRange]:

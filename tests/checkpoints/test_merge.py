@@ -86,3 +86,24 @@ def test_a_model_above_max_shard_size_is_sharded_with_an_index_transformers_load
     want = _peft_merged(base_model, adapter, torch.float32)
     for name in want:
         assert torch.equal(got[name], want[name]), name
+
+
+def test_a_base_tensor_whose_bytes_do_not_match_its_shape_is_a_clear_error(base_model: Path, adapter: Path,
+                                                                         tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+    import struct
+
+    broken = tmp_path / "base"
+    shutil.copytree(base_model, broken)
+    weights = broken / "model.safetensors"
+    raw = weights.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    name = "model.layers.0.self_attn.q_proj.weight"
+    header[name]["shape"] = [64, 128]  # half the rows its 64 KB hold
+    text = json.dumps(header).encode()
+    weights.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+    assert cli(["--base_model_path", str(broken), "--adapter_path", str(adapter), "--output_dir", str(tmp_path / "o")]) == 2
+    assert f"{name} is [64, 128] F32 but spans 65536 bytes" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
