@@ -153,9 +153,6 @@ class SafetensorsStream:
         _write_all(self._file, memoryview(struct.pack("<Q", len(raw)) + raw))
         self._next = 0
 
-    def append(self, name: str, part: Part) -> None:
-        self.append_parts(name, [part])
-
     def append_parts(self, name: str, parts: Iterable[Part]) -> None:
         """Write a tensor given as consecutive dim-0 pieces, one piece in memory at a time (none for a FileRange)."""
         want_name, want_shape, want_dtype = self._expected[self._next]
@@ -235,18 +232,6 @@ def write_safetensors(out_dir: Path, specs: list[Spec], parts: Callable[[str], I
     return weight_map
 
 
-def safetensors_files(model_dir: Path) -> dict[str, Path]:
-    """Tensor name -> file for a model directory (single file or index)."""
-    index = model_dir / "model.safetensors.index.json"
-    if index.is_file():
-        weight_map = json.loads(index.read_text())["weight_map"]
-        return {name: model_dir / file for name, file in weight_map.items()}
-    single = model_dir / "model.safetensors"
-    if single.is_file():
-        return {name: single for name in read_header(single)}
-    raise FileNotFoundError(f"{model_dir}: no model.safetensors or model.safetensors.index.json")
-
-
 def _header(path: Path) -> tuple[int, dict[str, Any]]:
     with open(path, "rb") as f:
         raw = f.read(8)
@@ -256,11 +241,6 @@ def _header(path: Path) -> tuple[int, dict[str, Any]]:
         header: dict[str, Any] = json.loads(f.read(n))
     header.pop("__metadata__", None)
     return 8 + n, header
-
-
-def read_header(path: Path) -> dict[str, Any]:
-    """The safetensors header (name -> dtype/shape/offsets), without reading data."""
-    return _header(path)[1]
 
 
 def tensor_ranges(path: Path) -> dict[str, FileRange]:
@@ -281,15 +261,21 @@ def tensor_ranges(path: Path) -> dict[str, FileRange]:
 
 
 def model_tensors(model_dir: Path) -> dict[str, FileRange]:
-    """Tensor name -> where it lies, over every safetensors file of a model directory."""
-    files = safetensors_files(model_dir)
-    ranges: dict[str, FileRange] = {}
-    for path in sorted(set(files.values())):
-        ranges.update(tensor_ranges(path))
-    missing = sorted(set(files) - set(ranges))
-    if missing:
-        raise ValueError(f"{model_dir}: the index names {missing[0]}, which {files[missing[0]].name} lacks")
-    return {name: ranges[name] for name in files}
+    """Tensor name -> where it lies, for a model directory (one model.safetensors, or shards and their index)."""
+    index = model_dir / "model.safetensors.index.json"
+    if index.is_file():
+        weight_map: dict[str, str] = json.loads(index.read_text())["weight_map"]
+        ranges: dict[str, FileRange] = {}
+        for file in sorted(set(weight_map.values())):
+            ranges.update(tensor_ranges(model_dir / file))
+        missing = sorted(set(weight_map) - set(ranges))
+        if missing:
+            raise ValueError(f"{model_dir}: the index names {missing[0]}, which {weight_map[missing[0]]} lacks")
+        return {name: ranges[name] for name in weight_map}
+    single = model_dir / "model.safetensors"
+    if single.is_file():
+        return tensor_ranges(single)
+    raise FileNotFoundError(f"{model_dir}: no model.safetensors or model.safetensors.index.json")
 
 
 def copy_side_files(src: Path, dest: Path, skip_suffixes: tuple[str, ...] = (".safetensors", ".pt", ".bin")) -> list[str]:
