@@ -27,10 +27,11 @@ install_apt_packages() {
         return
     fi
     log "installing apt packages: ${missing[*]}"
-    as_root apt-get update -qq
+    # Another setup (a second checkout, CI) may hold the dpkg lock: wait for it instead of failing.
+    as_root apt-get -o DPkg::Lock::Timeout=600 update -qq
     # Debian's slurm packages try to start services; there is no init system here.
     as_root env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 install_python_env() {
