@@ -5,9 +5,13 @@ gateway, an S3 gateway endpoint, flow logs, and the cluster security group.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import jsii
+from aws_cdk import Aspects, IAspect, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 PRIVATE_SUBNET_MASK = 18  # trn1.32xlarge nodes take an address per EFA interface
 PUBLIC_SUBNET_MASK = 24
@@ -71,3 +75,29 @@ class Network(Construct):
             destination_security_group_id=self.security_group.security_group_id,
             description="EFA requires self-referencing egress",
         )
+
+
+@jsii.implements(IAspect)
+class _AfterRules:
+    """Makes `dependents` wait for every ingress/egress rule of `group`, wherever in the
+    stack the rule was added (FSx's own L2 adds its 988-1023 rule, for one)."""
+
+    def __init__(self, group: ec2.ISecurityGroup, dependents: Sequence[IConstruct]) -> None:
+        self._group = group
+        self._dependents = dependents
+
+    def visit(self, node: IConstruct) -> None:
+        if not isinstance(node, (ec2.CfnSecurityGroupIngress, ec2.CfnSecurityGroupEgress)):
+            return
+        stack = Stack.of(node)
+        if stack.resolve(node.group_id) == stack.resolve(self._group.security_group_id):
+            for dependent in self._dependents:
+                dependent.node.add_dependency(node)
+
+
+def create_after_rules(group: ec2.ISecurityGroup, *dependents: IConstruct) -> None:
+    """FSx validates its security groups at creation (InvalidNetworkSettings unless port 988
+    is open between members: aws/aws-parallelcluster issue 6181, fixed by DependsOn in PR
+    6342), and HyperPod nodes need the EFA rules as they boot; CloudFormation orders
+    neither by itself, since a separate rule is not referenced by what it protects."""
+    Aspects.of(Stack.of(group)).add(_AfterRules(group, dependents))

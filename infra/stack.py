@@ -16,7 +16,7 @@ from infra.config import ClusterConfig
 from infra.execution_role import ExecutionRole
 from infra.hf_token import HfTokenSecret
 from infra.nag import S3_GRANT_ACTIONS, acknowledge, wildcard_actions, wildcard_resource
-from infra.network import Network
+from infra.network import Network, create_after_rules
 from infra.provisioning import CONTROLLER_GROUP, DEFAULT_USER, instance_groups, provisioning_parameters
 from infra.ssm_session import RunAsSessionDocument
 from infra.storage import DATA_PREFIX, LIFECYCLE_PREFIX, Storage
@@ -91,6 +91,7 @@ class HyperPodStack(Stack):
         )
         # Nodes mount FSx from on_create.sh; HyperPod does not wait for it otherwise.
         hyperpod.cluster.node.add_dependency(fs)
+        create_after_rules(network.security_group, fs, hyperpod.cluster)
 
         cluster_arn = hyperpod.cluster.attr_cluster_arn
         cluster_id = Fn.select(1, Fn.split("/", cluster_arn))
