@@ -22,7 +22,8 @@ FSX_STEP_GIB = 2400
 FSX_THROUGHPUTS_MBPS_PER_TIB = (125, 250, 500, 1000)
 EBS_MAX_GIB = 16384
 BUCKET_NAME_MAX = 63
-ACCOUNT_ID_LENGTH = 12
+# The created bucket is <bucket_prefix>-<region>-<the last 12 hex digits of the stack id>.
+STACK_ID_SUFFIX_LENGTH = 12
 
 
 class ConfigError(ValueError):
@@ -74,6 +75,7 @@ class ClusterConfig:
     fsx_throughput_per_unit: int = 250
     vpc_cidr: str = "10.0.0.0/16"
     bucket_prefix: str = "sagemaker-hyperpod-trn"
+    existing_bucket_name: str | None = None  # adopt this bucket instead of creating one
 
     def __post_init__(self) -> None:
         self._check_names()
@@ -105,12 +107,21 @@ class ClusterConfig:
                 f"must start with 'sagemaker-' and hold only lowercase letters, digits and hyphens, "
                 f"got {self.bucket_prefix!r}",
             )
-        longest = len(self.bucket_prefix) + len(f"-{'0' * ACCOUNT_ID_LENGTH}-{self.region}")
+        longest = len(self.bucket_prefix) + len(f"-{self.region}-") + STACK_ID_SUFFIX_LENGTH
         if longest > BUCKET_NAME_MAX:
             raise ConfigError(
                 "bucket_prefix",
-                f"is too long: the bucket name adds account and region and must stay within "
-                f"{BUCKET_NAME_MAX} characters ({longest})",
+                f"is too long: the bucket name adds the region and 12 characters of the stack id and "
+                f"must stay within {BUCKET_NAME_MAX} characters ({longest})",
+            )
+        existing = self.existing_bucket_name
+        if existing is not None and not (
+            re.fullmatch(r"sagemaker-[a-z0-9.-]*[a-z0-9]", existing) and len(existing) <= BUCKET_NAME_MAX
+        ):
+            raise ConfigError(
+                "existing_bucket_name",
+                f"must be an S3 bucket name starting with 'sagemaker-' (HyperPod nodes read only those), "
+                f"got {existing!r}",
             )
 
     def _check_placement(self) -> None:

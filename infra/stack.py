@@ -47,6 +47,7 @@ class HyperPodStack(Stack):
             self,
             "Storage",
             bucket_prefix=config.bucket_prefix,
+            existing_bucket_name=config.existing_bucket_name,
             vpc=network.vpc,
             subnet=network.private_subnet,
             security_group=network.security_group,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import Fn, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_fsx as fsx
 from aws_cdk import aws_s3 as s3
@@ -29,6 +29,7 @@ class Storage(Construct):
         construct_id: str,
         *,
         bucket_prefix: str,
+        existing_bucket_name: str | None,
         vpc: ec2.IVpc,
         subnet: ec2.ISubnet,
         security_group: ec2.ISecurityGroup,
@@ -36,16 +37,21 @@ class Storage(Construct):
         fsx_throughput_per_unit: int,
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
-        self.access_logs = _private_bucket(self, "AccessLogs")
-        self.bucket = _private_bucket(
-            self,
-            "Bucket",
-            bucket_name=f"{bucket_prefix}-{stack.account}-{stack.region}",
-            versioned=True,
-            server_access_logs_bucket=self.access_logs,
-            server_access_logs_prefix="data-bucket/",
-        )
+        self.access_logs: s3.IBucket | None = None
+        self.bucket: s3.IBucket
+        if existing_bucket_name:
+            # Adopted: its policies, versioning and lifecycle stay its owner's.
+            self.bucket = s3.Bucket.from_bucket_name(self, "Bucket", existing_bucket_name)
+        else:
+            self.access_logs = _private_bucket(self, "AccessLogs")
+            self.bucket = _private_bucket(
+                self,
+                "Bucket",
+                bucket_name=unique_bucket_name(Stack.of(self), bucket_prefix),
+                versioned=True,
+                server_access_logs_bucket=self.access_logs,
+                server_access_logs_prefix="data-bucket/",
+            )
 
         self.file_system = fsx.LustreFileSystem(
             self,
@@ -79,6 +85,14 @@ class Storage(Construct):
                 ),
             ),
         )
+
+
+def unique_bucket_name(stack: Stack, prefix: str) -> str:
+    """`<prefix>-<region>-<last 12 hex digits of the stack id>`. The bucket is retained, so a
+    name fixed by account and region would make every retry after a failed create (and a
+    second stack) fail with "already exists"; the stack id is new on every create."""
+    stack_uuid = Fn.select(2, Fn.split("/", stack.stack_id))
+    return Fn.join("-", [prefix, stack.region, Fn.select(4, Fn.split("-", stack_uuid))])
 
 
 def _private_bucket(scope: Construct, construct_id: str, **props: Any) -> s3.Bucket:

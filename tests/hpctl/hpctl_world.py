@@ -135,6 +135,7 @@ def build_world(template: dict[str, Any], stack_name: str) -> World:
         "AWS::Partition": "aws",
         "AWS::URLSuffix": "amazonaws.com",
         "AWS::StackName": stack_name,
+        "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{stack_name}/0a1b2c3d-0000-4000-8000-00000000abcd",
     }
     resolver = Resolver(template, {}, pseudo)
     resolver = Resolver(template, _physical(resolver, net, role, fsx), pseudo)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 
@@ -51,3 +53,15 @@ def _collect_references(value: Any, found: set[str]) -> None:
     elif isinstance(value, list):
         for item in value:
             _collect_references(item, found)
+
+
+def synthesized(tmp_path: Path, **context: str) -> dict[str, Any]:
+    """The template `cdk synth -c key=value ...` would write, synthesized in-process."""
+    from infra.build import build_app
+    from infra.config import ClusterConfig
+
+    app = build_app(context, outdir=str(tmp_path))
+    app.synth()
+    stack_name = context.get("stack_name", ClusterConfig().stack_name)
+    data: dict[str, Any] = json.loads((tmp_path / f"{stack_name}.template.json").read_text())
+    return data

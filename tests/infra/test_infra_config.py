@@ -51,6 +51,8 @@ def test_the_worker_partition_is_the_instance_family() -> None:
         ("cluster_name", "", "must not be empty"),
         ("bucket_prefix", "my-bucket", "start with 'sagemaker-'"),
         ("bucket_prefix", "sagemaker-" + "x" * 40, "too long"),
+        ("existing_bucket_name", "my-bucket", "starting with 'sagemaker-'"),
+        ("existing_bucket_name", "sagemaker-Upper", "starting with 'sagemaker-'"),
         ("account", "12345", "12-digit"),
         ("vpc_cidr", "192.168.0.0/24", "10.x.0.0/16"),
         ("stack_name", "1stack", "stack name"),
