@@ -128,9 +128,12 @@ def _acknowledge_deployment_handler(deployment: s3deploy.BucketDeployment, bucke
 
 
 def _asset_bucket_arn(scope: IConstruct) -> str:
-    """The bootstrap asset bucket, as the default synthesizer (which this app uses) names it."""
+    """The bootstrap asset bucket the stack's synthesizer publishes to: its qualifier comes
+    from `-c @aws-cdk/core:bootstrapQualifier` (or the synthesizer's own), so an account
+    bootstrapped with `cdk bootstrap --qualifier` gets its own bucket named here."""
     stack = Stack.of(scope)
-    name = DefaultStackSynthesizer.DEFAULT_FILE_ASSETS_BUCKET_NAME.replace(
-        "${Qualifier}", DefaultStackSynthesizer.DEFAULT_QUALIFIER
-    ).replace("${AWS::Region}", stack.region)
+    qualifier = stack.synthesizer.bootstrap_qualifier or DefaultStackSynthesizer.DEFAULT_QUALIFIER
+    name = DefaultStackSynthesizer.DEFAULT_FILE_ASSETS_BUCKET_NAME.replace("${Qualifier}", qualifier).replace(
+        "${AWS::Region}", stack.region
+    )
     return stack.format_arn(service="s3", region="", account="", resource=Fn.sub(name))

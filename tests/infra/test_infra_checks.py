@@ -11,6 +11,7 @@ import pytest
 from aws_cdk import Stack
 from aws_cdk import aws_s3 as s3
 from cfnlint.api import ManualArgs, lint
+from infra_template import synthesized
 
 from infra.build import STACK_NAME_DEFAULT, build_app
 from infra.config import ClusterConfig
@@ -53,3 +54,12 @@ def test_synth_fails_on_an_unacknowledged_cdk_nag_finding(tmp_path: Path) -> Non
     assert {line.split()[0] for line in findings if not line.strip().startswith("Acknowledge")} == {
         f"{STACK_NAME_DEFAULT}/Unchecked"
     }
+
+
+def test_synth_passes_in_an_account_bootstrapped_with_a_custom_qualifier(tmp_path: Path) -> None:
+    """`cdk bootstrap --qualifier abc123xyz` names the asset bucket cdk-abc123xyz-assets-...;
+    the acknowledgement for BucketDeployment's access to it must follow."""
+    template = synthesized(tmp_path, **{"@aws-cdk/core:bootstrapQualifier": "abc123xyz"})
+
+    assert "cdk-abc123xyz-assets-" in json.dumps(template)
+    assert "hnb659fds" not in json.dumps(template["Resources"])
