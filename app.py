@@ -9,4 +9,6 @@ from infra.config import ConfigError
 try:
     build_app().synth()
 except ConfigError as error:
-    sys.exit(f"cdk.json / -c: {error}")
+    # docs/contracts.md: one error line naming the key, exit 2, no traceback.
+    print(f"error: cdk.json / -c: {error}", file=sys.stderr)
+    sys.exit(2)

@@ -49,6 +49,7 @@ class Plan:
     security_group_id: str | None = None
     fsx_id: str | None = None
     zone_from_option: bool = False  # --az given: a subnet elsewhere is then a conflict
+    availability_zone_id: str | None = None  # set: the stack places its subnets by this ID
 
     @property
     def instance_demand(self) -> Counter[str]:
@@ -89,6 +90,7 @@ def plan_from_context(
         security_group_id=security_group_id,
         fsx_id=fsx_id,
         zone_from_option="availability_zone" in given,
+        availability_zone_id=config.availability_zone_id,
     )
 
 
@@ -120,7 +122,10 @@ class Validator:
                 f"pass --region {self.plan.region}"
             )
         zone = self._zone()
-        self.check_offering(self.plan.worker_instance_type, zone)
+        if self.plan.availability_zone_id and not self.plan.subnet_id and not self.plan.zone_from_option:
+            self.check_offering_by_id(self.plan.worker_instance_type, self.plan.availability_zone_id)
+        else:
+            self.check_offering(self.plan.worker_instance_type, zone)
         self.check_quotas()
         if self.plan.subnet_id:
             self.check_subnet_private(self.plan.subnet_id)
@@ -154,24 +159,49 @@ class Validator:
             )
         return subnet_zone
 
-    def check_offering(self, instance_type: str, zone: str) -> None:
-        ec2_type = instance_type.removeprefix("ml.")
+    def _offered(self, ec2_type: str, location_type: str) -> list[str]:
+        """The zones (`availability-zone`) or zone IDs (`availability-zone-id`) offering a type."""
         with aws_errors():
             pages = (
                 self._ec2()
                 .get_paginator("describe_instance_type_offerings")
-                .paginate(
-                    LocationType="availability-zone",
-                    Filters=[{"Name": "instance-type", "Values": [ec2_type]}],
-                )
+                .paginate(LocationType=location_type, Filters=[{"Name": "instance-type", "Values": [ec2_type]}])
             )
-            zones = sorted({o["Location"] for page in pages for o in page["InstanceTypeOfferings"]})
+            return sorted({o["Location"] for page in pages for o in page["InstanceTypeOfferings"]})
+
+    def check_offering(self, instance_type: str, zone: str) -> None:
+        ec2_type = instance_type.removeprefix("ml.")
+        zones = self._offered(ec2_type, "availability-zone")
         check = f"{ec2_type} in {zone}"
         if zone in zones:
             self._add(check, Status.OK, f"{ec2_type} is offered in {zone}")
         elif zones:
+            # Names are shuffled per account; IDs are what to write into cdk.json.
+            ids = self._offered(ec2_type, "availability-zone-id")
             self._add(
-                check, Status.FAIL, f"{ec2_type} is not offered in {zone}: use a subnet in {', '.join(zones)}"
+                check,
+                Status.FAIL,
+                f"{ec2_type} is not offered in {zone}: use a subnet in {', '.join(zones)} "
+                f"(zone IDs {', '.join(ids)}: set availability_zone_id)",
+            )
+        else:
+            self._add(
+                check, Status.FAIL, f"{ec2_type} is not offered in {self.aws.region}: pick another --region"
+            )
+
+    def check_offering_by_id(self, instance_type: str, zone_id: str) -> None:
+        """Zone IDs name the same physical zone in every account, so this holds for any."""
+        ec2_type = instance_type.removeprefix("ml.")
+        ids = self._offered(ec2_type, "availability-zone-id")
+        check = f"{ec2_type} in {zone_id}"
+        if zone_id in ids:
+            self._add(check, Status.OK, f"{ec2_type} is offered in zone ID {zone_id}")
+        elif ids:
+            self._add(
+                check,
+                Status.FAIL,
+                f"{ec2_type} is not offered in zone ID {zone_id}: set availability_zone_id to one of "
+                f"{', '.join(ids)}",
             )
         else:
             self._add(

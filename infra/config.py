@@ -6,6 +6,8 @@ instance type or FSx size would otherwise surface an hour into `cdk deploy`.
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -15,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from infra.instance_types import HYPERPOD_INSTANCE_TYPES, SOURCE_DATE, regions_offering
+from infra.zones import AVAILABILITY_ZONES
+from infra.zones import SOURCE as ZONES_SOURCE
 
 # PERSISTENT_2 Lustre: 1.2 TiB, or any multiple of 2.4 TiB.
 FSX_SMALLEST_GIB = 1200
@@ -63,6 +67,9 @@ class ClusterConfig:
     account: str | None = None  # None: the account of the deploying credentials
     region: str = "us-west-2"
     availability_zone: str = "us-west-2d"
+    # A zone ID (usw2-az4) names the same physical zone in every account; set, it places
+    # the subnets (and so the nodes and FSx) and availability_zone is only a label.
+    availability_zone_id: str | None = None
     cluster_name: str = "trn1-lora"
     controller_instance_type: str = "ml.c5.xlarge"
     worker_instance_type: str = "ml.trn1.32xlarge"
@@ -131,13 +138,29 @@ class ClusterConfig:
                 f"HyperPod is not offered in {self.region!r} (known regions as of {SOURCE_DATE}: "
                 f"{', '.join(sorted(HYPERPOD_INSTANCE_TYPES))})",
             )
-        if not re.fullmatch(re.escape(self.region) + r"[a-z]", self.availability_zone):
+        zones = AVAILABILITY_ZONES[self.region]
+        if self.availability_zone not in zones.names(self.region):
             raise ConfigError(
                 "availability_zone",
-                f"must be a zone of region {self.region}, like {self.region}a, got {self.availability_zone!r}",
+                f"{self.availability_zone!r} is not a zone of region {self.region} "
+                f"(its zones: {', '.join(zones.names(self.region))}; from {ZONES_SOURCE})",
             )
-        if not re.fullmatch(r"10\.\d{1,3}\.0\.0/16", self.vpc_cidr):
-            raise ConfigError("vpc_cidr", f"must be a 10.x.0.0/16 block, got {self.vpc_cidr!r}")
+        if self.availability_zone_id is not None and self.availability_zone_id not in zones.ids():
+            raise ConfigError(
+                "availability_zone_id",
+                f"must be a zone ID of region {self.region}, one of {', '.join(zones.ids())} "
+                f"(from {ZONES_SOURCE}), got {self.availability_zone_id!r}",
+            )
+        self._check_vpc_cidr()
+
+    def _check_vpc_cidr(self) -> None:
+        wanted = "a 10.x.0.0/16 block (x from 0 to 255)"
+        try:
+            network = ipaddress.IPv4Network(self.vpc_cidr)
+        except ValueError:
+            raise ConfigError("vpc_cidr", f"must be {wanted}, got {self.vpc_cidr!r}") from None
+        if network.prefixlen != 16 or not network.subnet_of(ipaddress.IPv4Network("10.0.0.0/8")):
+            raise ConfigError("vpc_cidr", f"must be {wanted}, got {self.vpc_cidr!r}")
 
     def _check_instance_type(self, key: str) -> None:
         value = getattr(self, key)
@@ -190,14 +213,33 @@ class ClusterConfig:
 
     @classmethod
     def from_mapping(cls, context: Mapping[str, Any]) -> ClusterConfig:
-        """From a whole context, refusing keys that look like ours but are not (a typo in
-        `-c worker_cont=4` must not silently deploy the default)."""
-        known = {field.name for field in fields(cls)}
-        # CDK's own keys are namespaced ("@aws-cdk/...", "aws:cdk:...", "availability-zones:...").
-        unknown = sorted(k for k in context if k not in known and re.fullmatch(r"[a-z][a-z0-9_]*", k))
-        if unknown:
-            raise ConfigError(unknown[0], f"is not a setting; the settings are: {', '.join(sorted(known))}")
+        """From a whole context, refusing keys that look like ours but are not: a typo in
+        `-c worker_cont=4`, or `worker-count`, `workerCount`, `Worker_count`, must not
+        silently deploy the default."""
+        known = sorted(field.name for field in fields(cls))
+        for key in context:
+            problem = _unknown_key_problem(key, known)
+            if problem:
+                raise ConfigError(key, problem)
         return cls.from_context(context.get)
+
+
+def _unknown_key_problem(key: str, known: list[str]) -> str | None:
+    """Why `key` is refused, or None for a setting or a key that is CDK's own."""
+    if key in known:
+        return None
+    # CDK's own keys are namespaced ("@aws-cdk/...", "aws:cdk:...", "availability-zones:...").
+    if key.startswith("@") or ":" in key or "/" in key:
+        return None
+    normal = re.sub(r"[\s_-]+", "_", re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key.strip())).lower()
+    if normal in known:
+        return f"is not a setting: the setting is spelt {normal!r}"
+    close = difflib.get_close_matches(normal, known, n=1, cutoff=0.8)
+    if close:
+        return f"is not a setting: did you mean {close[0]!r}?"
+    if re.fullmatch(r"[a-z][a-z0-9_]*", key):
+        return f"is not a setting; the settings are: {', '.join(known)}"
+    return None  # e.g. the CDK CLI's own "acknowledged-issue-numbers"
 
 
 def _coerce(key: str, raw: Any, kind: type) -> Any:

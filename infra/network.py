@@ -20,7 +20,15 @@ PUBLIC_SUBNET_MASK = 24
 class Network(Construct):
     """VPC and security group; `private_subnet` is where the cluster and FSx live."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, availability_zone: str, cidr: str) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        availability_zone: str,
+        availability_zone_id: str | None,
+        cidr: str,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.vpc = ec2.Vpc(
             self,
@@ -53,6 +61,14 @@ class Network(Construct):
             restrict_default_security_group=True,
         )
         (self.private_subnet,) = self.vpc.private_subnets
+        if availability_zone_id:
+            # Names differ per account, IDs do not; ec2.Vpc only takes names, so the subnets
+            # are moved to the ID here (CreateSubnet takes either, not both).
+            for subnet in [*self.vpc.public_subnets, *self.vpc.private_subnets]:
+                cfn_subnet = subnet.node.default_child
+                assert isinstance(cfn_subnet, ec2.CfnSubnet)
+                cfn_subnet.add_property_deletion_override("AvailabilityZone")
+                cfn_subnet.availability_zone_id = availability_zone_id
 
         # EFA needs all traffic to and from the group itself. With all outbound allowed
         # (packages, Hugging Face Hub, AWS APIs through the NAT) CDK drops further egress

@@ -42,7 +42,13 @@ class HyperPodStack(Stack):
         )
         self._zone = config.availability_zone
 
-        network = Network(self, "Network", availability_zone=config.availability_zone, cidr=config.vpc_cidr)
+        network = Network(
+            self,
+            "Network",
+            availability_zone=config.availability_zone,
+            availability_zone_id=config.availability_zone_id,
+            cidr=config.vpc_cidr,
+        )
         storage = Storage(
             self,
             "Storage",

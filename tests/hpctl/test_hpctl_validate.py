@@ -71,6 +71,7 @@ def test_trn1_not_offered_in_the_zone_names_the_zones_that_have_it(with_quotas: 
     assert result.exit_code == 1
     assert _line(result.output, "not offered") == (
         "✗ trn1.32xlarge in us-west-2a trn1.32xlarge is not offered in us-west-2a: use a subnet in us-west-2b, us-west-2d"
+        " (zone IDs usw2-az1, usw2-az4: set availability_zone_id)"
     )
 
 
@@ -174,6 +175,38 @@ def test_the_plan_is_read_from_cdk_json_context(tmp_path: Path, with_quotas: Quo
     result = with_quotas(ENOUGH)("validate", "--context-file", str(cdk_json))
     assert "✓ trn1.32xlarge in us-west-2d" in _line(result.output, "offered")
     assert "is 4, the cluster needs 3" in _line(result.output, "quota ml.trn1")
+
+
+def _context_file(tmp_path: Path, **context: Any) -> str:
+    cdk_json = tmp_path / "cdk.json"
+    cdk_json.write_text(json.dumps({"context": context}))
+    return str(cdk_json)
+
+
+def test_a_zone_id_that_offers_the_worker_type_passes(tmp_path: Path, with_quotas: QuotaStub) -> None:
+    """moto's offerings by zone ID (its snapshot of a real account): trn1 in usw2-az1 and usw2-az4."""
+    result = with_quotas(ENOUGH)("validate", "--context-file", _context_file(tmp_path, availability_zone_id="usw2-az4"))
+    assert result.exit_code == 0, result.output
+    assert _line(result.output, "offered") == "✓ trn1.32xlarge in usw2-az4 trn1.32xlarge is offered in zone ID usw2-az4"
+
+
+def test_a_zone_id_without_the_worker_type_names_the_ids_that_have_it(
+    tmp_path: Path, with_quotas: QuotaStub
+) -> None:
+    result = with_quotas(ENOUGH)("validate", "--context-file", _context_file(tmp_path, availability_zone_id="usw2-az2"))
+    assert result.exit_code == 1
+    assert _line(result.output, "not offered") == (
+        "✗ trn1.32xlarge in usw2-az2 trn1.32xlarge is not offered in zone ID usw2-az2: "
+        "set availability_zone_id to one of usw2-az1, usw2-az4"
+    )
+
+
+def test_a_zone_id_of_another_region_is_named(tmp_path: Path, with_quotas: QuotaStub) -> None:
+    result = with_quotas(ENOUGH)("validate", "--context-file", _context_file(tmp_path, availability_zone_id="use1-az4"))
+    assert result.exit_code == 1
+    assert result.output.splitlines()[0].startswith(
+        "error: context key 'availability_zone_id': must be a zone ID of region us-west-2"
+    )
 
 
 def test_a_bad_context_value_is_named(tmp_path: Path, with_quotas: QuotaStub) -> None:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from infra.build import cdk_json_context
+from infra.build import ROOT, cdk_json_context
 from infra.config import ClusterConfig, ConfigError
+from infra.instance_types import HYPERPOD_INSTANCE_TYPES
+from infra.zones import AVAILABILITY_ZONES
 
 
 def test_cdk_json_context_builds_the_default_config() -> None:
@@ -47,6 +54,13 @@ def test_the_worker_partition_is_the_instance_family() -> None:
         ("controller_volume_gib", 20000, "1..16384"),
         ("region", "mars-north-1", "not offered"),
         ("availability_zone", "us-east-1a", "zone of region us-west-2"),
+        ("availability_zone", "us-west-2z", "not a zone of region us-west-2"),
+        ("availability_zone_id", "use1-az4", "zone ID of region us-west-2"),
+        ("availability_zone_id", "usw2-az9", "one of usw2-az1, usw2-az2, usw2-az3, usw2-az4"),
+        ("availability_zone_id", "us-west-2d", "zone ID of region us-west-2"),
+        ("vpc_cidr", "10.300.0.0/16", "x from 0 to 255"),
+        ("vpc_cidr", "10.0.0.0/20", "10.x.0.0/16"),
+        ("vpc_cidr", "10.0.0.1/16", "10.x.0.0/16"),
         ("cluster_name", "has_underscore", "letters, digits and hyphens"),
         ("cluster_name", "", "must not be empty"),
         ("bucket_prefix", "my-bucket", "start with 'sagemaker-'"),
@@ -71,11 +85,59 @@ def test_trn1_is_valid_in_the_regions_that_offer_it() -> None:
         ClusterConfig(region=region, availability_zone=f"{region}a")
 
 
-def test_a_misspelt_key_is_refused_rather_than_ignored() -> None:
+@pytest.mark.parametrize("spelling", ["worker_cont", "worker-count", "workerCount", "Worker_count", "WORKER_COUNT"])
+def test_a_misspelt_key_is_refused_naming_the_setting_meant(spelling: str) -> None:
     with pytest.raises(ConfigError, match="is not a setting") as error:
-        ClusterConfig.from_mapping({"worker_cont": 4})
+        ClusterConfig.from_mapping({spelling: 4})
 
-    assert error.value.key == "worker_cont"
+    assert error.value.key == spelling
+    assert "'worker_count'" in str(error.value)
+
+
+def test_an_unknown_snake_case_key_is_refused_listing_the_settings() -> None:
+    with pytest.raises(ConfigError, match="the settings are: account, availability_zone") as error:
+        ClusterConfig.from_mapping({"gpu_count": 4})
+
+    assert error.value.key == "gpu_count"
+
+
+def test_the_cdk_clis_own_keys_are_not_taken_for_misspellings() -> None:
+    context = {"acknowledged-issue-numbers": [32775], "availability-zones:account=1:region=us-west-2": []}
+
+    assert ClusterConfig.from_mapping(context) == ClusterConfig()
+
+
+def test_every_hyperpod_region_has_its_zones_listed() -> None:
+    assert set(AVAILABILITY_ZONES) == set(HYPERPOD_INSTANCE_TYPES)
+    for region in HYPERPOD_INSTANCE_TYPES:
+        zones = AVAILABILITY_ZONES[region]
+        ClusterConfig(
+            region=region,
+            availability_zone=zones.names(region)[0],
+            availability_zone_id=zones.ids()[-1],
+            worker_instance_type="ml.c5.xlarge",
+        )
+
+
+def test_a_bad_value_from_the_command_line_is_one_error_line_not_a_traceback(tmp_path: Path) -> None:
+    """`cdk synth -c vpc_cidr=10.300.0.0/16`: the CLI hands app.py its context in CDK_CONTEXT_JSON."""
+    env = {
+        **os.environ,
+        "CDK_CONTEXT_JSON": json.dumps({"vpc_cidr": "10.300.0.0/16"}),
+        "CDK_OUTDIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: cdk.json / -c: context key 'vpc_cidr': must be a 10.x.0.0/16 block (x from 0 to 255), "
+        "got '10.300.0.0/16'"
+    ]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_cdk_feature_flags_and_cli_keys_are_not_settings_but_are_allowed() -> None:

@@ -3,10 +3,16 @@ endpoint, flow logs, and the security group EFA needs."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+import boto3
+import pytest
 from aws_cdk.assertions import Match, Template
-from infra_template import only, resources
+from cfnlint.api import ManualArgs, lint
+from infra_template import only, resources, synthesized
+from moto import mock_aws
 
 from infra.config import ClusterConfig
 
@@ -116,3 +122,25 @@ def test_the_nodes_and_fsx_share_the_security_group(
 
     assert fsx["Properties"]["SecurityGroupIds"] == cluster["Properties"]["VpcConfig"]["SecurityGroupIds"]
     assert fsx["Properties"]["SubnetIds"] == cluster["Properties"]["VpcConfig"]["Subnets"]
+
+
+def test_a_zone_id_places_every_subnet_by_id_and_moto_accepts_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """usw2-az4 is the same physical zone in every account; us-west-2d is not."""
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    template = synthesized(tmp_path, availability_zone_id="usw2-az4")
+    subnets = [r["Properties"] for r in resources(template, "AWS::EC2::Subnet").values()]
+
+    assert [s.get("AvailabilityZoneId") for s in subnets] == ["usw2-az4", "usw2-az4"]
+    assert not any("AvailabilityZone" in s for s in subnets)
+    errors = lint(json.dumps(template), config=ManualArgs(regions=[ClusterConfig().region]))
+    assert [str(e) for e in errors if e.rule.severity == "error"] == []
+    with mock_aws():
+        ec2 = boto3.client("ec2", region_name=ClusterConfig().region)
+        vpc = ec2.create_vpc(CidrBlock=ClusterConfig().vpc_cidr)["Vpc"]["VpcId"]
+        created = ec2.create_subnet(
+            VpcId=vpc, CidrBlock=subnets[1]["CidrBlock"], AvailabilityZoneId=subnets[1]["AvailabilityZoneId"]
+        )["Subnet"]
+    assert created["AvailabilityZoneId"] == "usw2-az4"
