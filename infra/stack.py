@@ -65,7 +65,9 @@ class HyperPodStack(Stack):
 
         role = ExecutionRole(self, "ExecutionRole").role
         storage.bucket.grant_read(role, f"{LIFECYCLE_PREFIX}*")
-        storage.bucket.grant_read_write(role, f"{DATA_PREFIX}*")
+        # Read and write, never delete: a node cannot remove a result or its earlier versions.
+        storage.bucket.grant_read(role, f"{DATA_PREFIX}*")
+        storage.bucket.grant_put(role, f"{DATA_PREFIX}*")
         hf_token.secret.grant_read(role)
         acknowledge(
             role,

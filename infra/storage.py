@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Fn, RemovalPolicy, Stack
+from aws_cdk import Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_fsx as fsx
 from aws_cdk import aws_s3 as s3
@@ -17,7 +17,15 @@ LIFECYCLE_PREFIX = "lifecycle/"
 # The data repository association: FSx path <-> bucket prefix (datasets, checkpoints).
 FSX_LINKED_PATH = "/s3"
 DATA_PREFIX = "data/"
-_ALL_EVENTS = ["NEW", "CHANGED", "DELETED"]
+# S3 changes (new, changed, deleted objects) show up on FSx; files written on FSx are
+# exported when new or changed, but a file deleted on FSx (a cleanup to free Lustre
+# space) stays in S3: the bucket is where results outlive the cluster.
+IMPORT_EVENTS = ["NEW", "CHANGED", "DELETED"]
+EXPORT_EVENTS = ["NEW", "CHANGED"]
+# Overwritten objects stay recoverable this long, then stop costing storage.
+NONCURRENT_VERSION_DAYS = 30
+INCOMPLETE_UPLOAD_DAYS = 7
+METADATA_MODE = "AUTOMATIC"
 
 
 class Storage(Construct):
@@ -49,6 +57,12 @@ class Storage(Construct):
                 "Bucket",
                 bucket_name=unique_bucket_name(Stack.of(self), bucket_prefix),
                 versioned=True,
+                lifecycle_rules=[
+                    s3.LifecycleRule(
+                        noncurrent_version_expiration=Duration.days(NONCURRENT_VERSION_DAYS),
+                        abort_incomplete_multipart_upload_after=Duration.days(INCOMPLETE_UPLOAD_DAYS),
+                    )
+                ],
                 server_access_logs_bucket=self.access_logs,
                 server_access_logs_prefix="data-bucket/",
             )
@@ -66,8 +80,18 @@ class Storage(Construct):
                 per_unit_storage_throughput=fsx_throughput_per_unit,
                 data_compression_type=fsx.LustreDataCompressionType.LZ4,
             ),
-            # What must survive is exported to the bucket through the association below.
-            removal_policy=RemovalPolicy.DESTROY,
+            # Kept when the stack is deleted or a create-only change replaces it (exports may
+            # be pending, the venv and compile cache live here); dropped with a failed first
+            # create, which has nothing to keep. README "What cdk destroy keeps" says how to delete it.
+            removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
+        )
+        # Metadata IOPS scale with capacity (PERSISTENT_2 on Lustre 2.15 only): a venv and
+        # compile cache opened by 16-64 nodes at once is metadata-bound. aws-cdk-lib's L2
+        # does not expose it yet; the CloudFormation property does.
+        cfn_file_system = self.file_system.node.default_child
+        assert isinstance(cfn_file_system, fsx.CfnFileSystem)
+        cfn_file_system.add_property_override(
+            "LustreConfiguration.MetadataConfiguration", {"Mode": METADATA_MODE}
         )
         self.data_repository = fsx.CfnDataRepositoryAssociation(
             self,
@@ -78,10 +102,10 @@ class Storage(Construct):
             batch_import_meta_data_on_create=True,
             s3=fsx.CfnDataRepositoryAssociation.S3Property(
                 auto_import_policy=fsx.CfnDataRepositoryAssociation.AutoImportPolicyProperty(
-                    events=_ALL_EVENTS
+                    events=IMPORT_EVENTS
                 ),
                 auto_export_policy=fsx.CfnDataRepositoryAssociation.AutoExportPolicyProperty(
-                    events=_ALL_EVENTS
+                    events=EXPORT_EVENTS
                 ),
             ),
         )

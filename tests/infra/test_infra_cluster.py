@@ -166,8 +166,8 @@ def test_the_execution_role_writes_only_under_the_data_prefix(template: dict[str
     ]
 
     (write,) = writes
-    object_arns = [r for r in write["Resource"] if "Fn::Join" in r]
-    assert [r["Fn::Join"][1][-1] for r in object_arns] == ["/data/*"]
+    resources_written = write["Resource"] if isinstance(write["Resource"], list) else [write["Resource"]]
+    assert [r["Fn::Join"][1][-1] for r in resources_written] == ["/data/*"]
 
 
 def test_provisioning_parameters_have_exactly_the_contract_keys(provisioning: dict[str, Any]) -> None:
