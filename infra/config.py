@@ -11,7 +11,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,8 @@ class ClusterConfig:
     vpc_cidr: str = "10.0.0.0/16"
     bucket_prefix: str = "sagemaker-hyperpod-trn"
     existing_bucket_name: str | None = None  # adopt this bucket instead of creating one
+    # Added to every resource, after (and over) the project's own tags; `-c tags='{"team":"ml"}'`.
+    tags: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._check_names()
@@ -96,6 +98,19 @@ class ClusterConfig:
             if not 1 <= value <= EBS_MAX_GIB:
                 raise ConfigError(key, f"must be 1..{EBS_MAX_GIB} GiB, got {value}")
         self._check_fsx()
+        self._check_tags()
+
+    def _check_tags(self) -> None:
+        for key, value in self.tags.items():
+            # AWS tag rules: key 1-128, value 0-256 characters, "aws:" reserved.
+            if not (isinstance(key, str) and 1 <= len(key) <= 128 and not key.lower().startswith("aws:")):
+                raise ConfigError("tags", f"tag key {key!r} must be 1-128 characters, not starting with 'aws:'")
+            if not (isinstance(value, str) and len(value) <= 256):
+                raise ConfigError("tags", f"tag {key!r} must have a string value of at most 256 characters")
+            if not re.fullmatch(r"[\w\s.:/=+\-@]*", key + value):
+                raise ConfigError(
+                    "tags", f"tag {key}={value} may hold only letters, digits, spaces and _ . : / = + - @"
+                )
 
     def _check_names(self) -> None:
         # HyperPod cluster names: 1-63 alphanumerics and hyphens, starting with a letter or digit.
@@ -201,14 +216,15 @@ class ClusterConfig:
         Values from cdk.json arrive typed, values from `-c key=value` as strings; both work.
         """
         values: dict[str, Any] = {}
-        for field in fields(cls):
-            raw = get(field.name)
+        for item in fields(cls):
+            raw = get(item.name)
             if raw is None:
                 continue
-            value = _coerce(field.name, raw, int if field.type == "int" else str)
-            if value is None and "None" not in str(field.type):
-                raise ConfigError(field.name, "must not be empty")
-            values[field.name] = value
+            kind = int if item.type == "int" else dict if str(item.type).startswith("Mapping") else str
+            value = _coerce(item.name, raw, kind)
+            if value is None and "None" not in str(item.type):
+                raise ConfigError(item.name, "must not be empty")
+            values[item.name] = value
         return cls(**values)
 
     @classmethod
@@ -216,7 +232,7 @@ class ClusterConfig:
         """From a whole context, refusing keys that look like ours but are not: a typo in
         `-c worker_cont=4`, or `worker-count`, `workerCount`, `Worker_count`, must not
         silently deploy the default."""
-        known = sorted(field.name for field in fields(cls))
+        known = sorted(item.name for item in fields(cls))
         for key in context:
             problem = _unknown_key_problem(key, known)
             if problem:
@@ -243,6 +259,15 @@ def _unknown_key_problem(key: str, known: list[str]) -> str | None:
 
 
 def _coerce(key: str, raw: Any, kind: type) -> Any:
+    if kind is dict:
+        if isinstance(raw, str):  # -c key='{"a": "b"}'
+            try:
+                raw = json.loads(raw) if raw.strip() else {}
+            except json.JSONDecodeError:
+                raise ConfigError(key, f"must be a JSON object, got {raw!r}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(key, f"must be an object of names to values, got {raw!r}")
+        return dict(raw)
     if kind is int:
         if isinstance(raw, bool):
             raise ConfigError(key, f"must be a whole number, got {raw!r}")

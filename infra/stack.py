@@ -20,6 +20,7 @@ from infra.network import Network, create_after_rules
 from infra.provisioning import CONTROLLER_GROUP, DEFAULT_USER, instance_groups, provisioning_parameters
 from infra.ssm_session import RunAsSessionDocument
 from infra.storage import DATA_PREFIX, LIFECYCLE_PREFIX, Storage
+from infra.tagging import tag_stack
 
 
 class HyperPodStack(Stack):
@@ -41,6 +42,7 @@ class HyperPodStack(Stack):
             **kwargs,
         )
         self._zone = config.availability_zone
+        tag_stack(self, cluster_name=config.cluster_name, user_tags=config.tags)
 
         network = Network(
             self,
