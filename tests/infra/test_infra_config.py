@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +146,11 @@ def test_cdk_feature_flags_and_cli_keys_are_not_settings_but_are_allowed() -> No
     context = {"@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True, "aws:cdk:enable-path-metadata": True}
 
     assert ClusterConfig.from_mapping(context) == ClusterConfig()
+
+
+def test_the_readme_documents_every_setting() -> None:
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### Configuration") : text.index("### Deploy")]
+    documented = {key for row in re.findall(r"^\| (.+?) \|", section, re.M) for key in re.findall(r"`(\w+)`", row)}
+
+    assert {item.name for item in fields(ClusterConfig)} <= documented
