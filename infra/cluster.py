@@ -43,6 +43,7 @@ class HyperPodCluster(Construct):
         lifecycle_dir: Path,
         project_bundle_dir: Path,
         provisioning_parameters: Mapping[str, Any],
+        node_provisioning_mode: str | None,
         subnet: ec2.ISubnet,
         security_group: ec2.ISecurityGroup,
     ) -> None:
@@ -72,6 +73,7 @@ class HyperPodCluster(Construct):
             "Cluster",
             cluster_name=cluster_name,
             node_recovery="Automatic",
+        node_provisioning_mode=node_provisioning_mode,
             vpc_config=sagemaker.CfnCluster.VpcConfigProperty(
                 security_group_ids=[security_group.security_group_id], subnets=[subnet.subnet_id]
             ),
@@ -90,6 +92,8 @@ def _instance_group(
         instance_count=group.count,
         execution_role=role.role_arn,
         threads_per_core=group.threads_per_core,
+        training_plan_arn=group.training_plan_arn,
+        on_start_deep_health_checks=list(group.deep_health_checks) or None,
         life_cycle_config=sagemaker.CfnCluster.ClusterLifeCycleConfigProperty(
             source_s3_uri=source_uri, on_create=ON_CREATE
         ),

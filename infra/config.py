@@ -59,6 +59,27 @@ def _api_instance_types() -> frozenset[str]:
     return frozenset(model.shape_for("ClusterInstanceType").enum)
 
 
+CONTROLLER_GROUP = "controller-machine"
+LOGIN_GROUP = "login-group"
+DEFAULT_WORKER_GROUP = "worker-group-1"
+GROUP_NAME_PATTERN = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"  # CreateCluster's InstanceGroupName
+# CreateCluster's TrainingPlanArn (the CloudFormation schema's pattern).
+TRAINING_PLAN_ARN_PATTERN = r"arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:training-plan/.*"
+NODE_PROVISIONING_MODES = ("Continuous",)
+DEEP_HEALTH_CHECKS = ("InstanceStress", "InstanceConnectivity")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerGroup:
+    """One worker instance group and the Slurm partition its nodes form."""
+
+    name: str
+    instance_type: str
+    count: int
+    partition: str
+    training_plan_arn: str | None = None
+
+
 @dataclass(frozen=True, kw_only=True)
 class ClusterConfig:
     """What to build. Field names are the cdk.json context keys."""
@@ -85,6 +106,12 @@ class ClusterConfig:
     existing_bucket_name: str | None = None  # adopt this bucket instead of creating one
     # Added to every resource, after (and over) the project's own tags; `-c tags='{"team":"ml"}'`.
     tags: Mapping[str, str] = field(default_factory=dict)
+    # Several worker groups, [{"name", "instance_type", "count", "training_plan_arn"?}]; set, it
+    # replaces worker_instance_type/worker_count, and each group is the Slurm partition of its name.
+    worker_groups: tuple[WorkerGroup, ...] = ()
+    training_plan_arn: str | None = None  # reserved capacity for the default worker group
+    node_provisioning_mode: str | None = None  # "Continuous": nodes join as capacity arrives
+    deep_health_checks: tuple[str, ...] = ()  # run on every worker before it joins Slurm
 
     def __post_init__(self) -> None:
         self._check_names()
@@ -99,6 +126,64 @@ class ClusterConfig:
                 raise ConfigError(key, f"must be 1..{EBS_MAX_GIB} GiB, got {value}")
         self._check_fsx()
         self._check_tags()
+        self._check_workers()
+
+    def _check_workers(self) -> None:
+        names = [group.name for group in self.workers]
+        for index, group in enumerate(self.worker_groups):
+            key = f"worker_groups[{index}]"
+            if not re.fullmatch(GROUP_NAME_PATTERN, group.name):
+                raise ConfigError("worker_groups", f"{key}.name must be 1-63 letters, digits and hyphens, got {group.name!r}")
+            if names.count(group.name) > 1 or group.name in (CONTROLLER_GROUP, LOGIN_GROUP):
+                raise ConfigError(
+                    "worker_groups",
+                    f"{key}.name {group.name!r} is taken (names must differ from each other, "
+                    f"{CONTROLLER_GROUP!r} and {LOGIN_GROUP!r})",
+                )
+            self._check_type_value("worker_groups", group.instance_type, f"{key}.instance_type ")
+            if group.count < 1:
+                raise ConfigError("worker_groups", f"{key}.count must be at least 1, got {group.count}")
+        for index, group in enumerate(self.workers):
+            arn = group.training_plan_arn
+            if arn is not None and not re.fullmatch(TRAINING_PLAN_ARN_PATTERN, arn):
+                key = "training_plan_arn" if not self.worker_groups else "worker_groups"
+                raise ConfigError(
+                    key,
+                    f"{'' if key == 'training_plan_arn' else f'worker_groups[{index}].training_plan_arn '}"
+                    f"must be a SageMaker training plan ARN (arn:aws:sagemaker:<region>:<account>:training-plan/<name>), "
+                    f"got {arn!r}",
+                )
+        if self.worker_groups and self.training_plan_arn is not None:
+            raise ConfigError(
+                "training_plan_arn", "applies to the default worker group: with worker_groups, set it per group"
+            )
+        if self.node_provisioning_mode is not None and self.node_provisioning_mode not in NODE_PROVISIONING_MODES:
+            raise ConfigError(
+                "node_provisioning_mode",
+                f"must be one of {', '.join(NODE_PROVISIONING_MODES)} (or null), got {self.node_provisioning_mode!r}",
+            )
+        unknown = [check for check in self.deep_health_checks if check not in DEEP_HEALTH_CHECKS]
+        if unknown or len(set(self.deep_health_checks)) != len(self.deep_health_checks):
+            raise ConfigError(
+                "deep_health_checks",
+                f"must list distinct checks among {', '.join(DEEP_HEALTH_CHECKS)}, got {list(self.deep_health_checks)}",
+            )
+
+    @property
+    def workers(self) -> tuple[WorkerGroup, ...]:
+        """The worker groups the cluster gets: `worker_groups`, or one group of
+        worker_count x worker_instance_type whose partition is the instance family (trn1)."""
+        if self.worker_groups:
+            return self.worker_groups
+        return (
+            WorkerGroup(
+                name=DEFAULT_WORKER_GROUP,
+                instance_type=self.worker_instance_type,
+                count=self.worker_count,
+                partition=self.worker_partition,
+                training_plan_arn=self.training_plan_arn,
+            ),
+        )
 
     def _check_tags(self) -> None:
         for key, value in self.tags.items():
@@ -179,15 +264,20 @@ class ClusterConfig:
 
     def _check_instance_type(self, key: str) -> None:
         value = getattr(self, key)
-        if value is None:
-            return
+        if value is not None:
+            self._check_type_value(key, value)
+
+    def _check_type_value(self, key: str, value: str, where_in_key: str = "") -> None:
         if value not in _api_instance_types():
-            raise ConfigError(key, f"{value!r} is not a HyperPod instance type (e.g. ml.trn1.32xlarge)")
+            raise ConfigError(
+                key, f"{where_in_key}{value!r} is not a HyperPod instance type (e.g. ml.trn1.32xlarge)"
+            )
         if value not in HYPERPOD_INSTANCE_TYPES[self.region]:
             where = ", ".join(regions_offering(value)) or "no region in infra/instance_types.py"
             raise ConfigError(
                 key,
-                f"{value} is not offered by HyperPod in {self.region} (as of {SOURCE_DATE}; offered in: {where})",
+                f"{where_in_key}{value} is not offered by HyperPod in {self.region} "
+                f"(as of {SOURCE_DATE}; offered in: {where})",
             )
 
     def _check_fsx(self) -> None:
@@ -220,8 +310,8 @@ class ClusterConfig:
             raw = get(item.name)
             if raw is None:
                 continue
-            kind = int if item.type == "int" else dict if str(item.type).startswith("Mapping") else str
-            value = _coerce(item.name, raw, kind)
+            parse = _PARSERS.get(item.name)
+            value = parse(item.name, raw) if parse else _coerce(item.name, raw, int if item.type == "int" else str)
             if value is None and "None" not in str(item.type):
                 raise ConfigError(item.name, "must not be empty")
             values[item.name] = value
@@ -258,16 +348,76 @@ def _unknown_key_problem(key: str, known: list[str]) -> str | None:
     return None  # e.g. the CDK CLI's own "acknowledged-issue-numbers"
 
 
+def _json(key: str, raw: Any, empty: Any) -> Any:
+    """cdk.json gives objects and lists as such; `-c key='...'` gives their JSON text."""
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw) if raw.strip() else empty
+    except json.JSONDecodeError:
+        raise ConfigError(key, f"must be JSON ({type(empty).__name__}), got {raw!r}") from None
+
+
+def _parse_tags(key: str, raw: Any) -> dict[str, Any]:
+    value = _json(key, raw, {})
+    if not isinstance(value, dict):
+        raise ConfigError(key, f"must be an object of names to values, got {value!r}")
+    return dict(value)
+
+
+def _parse_checks(key: str, raw: Any) -> tuple[str, ...]:
+    value = _json(key, raw, [])
+    if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        raise ConfigError(key, f"must be a list of names, got {value!r}")
+    return tuple(value)
+
+
+_GROUP_KEYS = {"name": str, "instance_type": str, "count": int, "training_plan_arn": str}
+
+
+def _parse_worker_groups(key: str, raw: Any) -> tuple[WorkerGroup, ...]:
+    value = _json(key, raw, [])
+    if not isinstance(value, list):
+        raise ConfigError(key, f"must be a list of {{name, instance_type, count}} objects, got {value!r}")
+    groups = []
+    for index, item in enumerate(value):
+        where = f"{key}[{index}]"
+        if not isinstance(item, dict):
+            raise ConfigError(key, f"{where} must be an object with name, instance_type, count, got {item!r}")
+        for name in item:
+            if name not in _GROUP_KEYS:
+                close = difflib.get_close_matches(str(name), list(_GROUP_KEYS), n=1)
+                hint = f": did you mean {close[0]!r}?" if close else f"; the keys are {', '.join(_GROUP_KEYS)}"
+                raise ConfigError(key, f"{where} has no key {name!r}{hint}")
+        missing = [name for name in ("name", "instance_type", "count") if name not in item]
+        if missing:
+            raise ConfigError(key, f"{where} needs {', '.join(missing)}")
+        count = item["count"]
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise ConfigError(key, f"{where}.count must be a whole number, got {count!r}")
+        for name in ("name", "instance_type", "training_plan_arn"):
+            if name in item and not isinstance(item[name], str):
+                raise ConfigError(key, f"{where}.{name} must be a string, got {item[name]!r}")
+        groups.append(
+            WorkerGroup(
+                name=item["name"],
+                instance_type=item["instance_type"],
+                count=count,
+                partition=item["name"],
+                training_plan_arn=item.get("training_plan_arn"),
+            )
+        )
+    return tuple(groups)
+
+
+_PARSERS: dict[str, Callable[[str, Any], Any]] = {
+    "tags": _parse_tags,
+    "worker_groups": _parse_worker_groups,
+    "deep_health_checks": _parse_checks,
+}
+
+
 def _coerce(key: str, raw: Any, kind: type) -> Any:
-    if kind is dict:
-        if isinstance(raw, str):  # -c key='{"a": "b"}'
-            try:
-                raw = json.loads(raw) if raw.strip() else {}
-            except json.JSONDecodeError:
-                raise ConfigError(key, f"must be a JSON object, got {raw!r}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(key, f"must be an object of names to values, got {raw!r}")
-        return dict(raw)
     if kind is int:
         if isinstance(raw, bool):
             raise ConfigError(key, f"must be a whole number, got {raw!r}")

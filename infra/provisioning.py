@@ -8,11 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from infra.config import ClusterConfig
+from infra.config import CONTROLLER_GROUP, LOGIN_GROUP, ClusterConfig
 
-CONTROLLER_GROUP = "controller-machine"
-LOGIN_GROUP = "login-group"
-WORKER_GROUP = "worker-group-1"
+__all__ = ["CONTROLLER_GROUP", "LOGIN_GROUP", "InstanceGroup", "instance_groups", "provisioning_parameters"]
 
 FSX_MOUNT_POINT = "/fsx"
 DEFAULT_USER = "ubuntu"
@@ -30,10 +28,12 @@ class InstanceGroup:
     volume_gib: int
     # Workers run one Neuron process per core; the head and login nodes keep both threads.
     threads_per_core: int
+    training_plan_arn: str | None = None
+    deep_health_checks: tuple[str, ...] = ()
 
 
 def instance_groups(config: ClusterConfig) -> list[InstanceGroup]:
-    """Controller first, then the optional login group, then the workers."""
+    """Controller first, then the optional login group, then each worker group."""
     groups = [
         InstanceGroup(
             name=CONTROLLER_GROUP,
@@ -53,14 +53,17 @@ def instance_groups(config: ClusterConfig) -> list[InstanceGroup]:
                 threads_per_core=2,
             )
         )
-    groups.append(
+    groups.extend(
         InstanceGroup(
-            name=WORKER_GROUP,
-            instance_type=config.worker_instance_type,
-            count=config.worker_count,
+            name=worker.name,
+            instance_type=worker.instance_type,
+            count=worker.count,
             volume_gib=config.worker_volume_gib,
             threads_per_core=1,
+            training_plan_arn=worker.training_plan_arn,
+            deep_health_checks=config.deep_health_checks,
         )
+        for worker in config.workers
     )
     return groups
 
@@ -77,10 +80,11 @@ def provisioning_parameters(
         "login_group": LOGIN_GROUP if config.login_instance_type else None,
         "worker_groups": [
             {
-                "instance_group_name": WORKER_GROUP,
-                "partition_name": config.worker_partition,
-                "instance_type": config.worker_instance_type,
+                "instance_group_name": worker.name,
+                "partition_name": worker.partition,
+                "instance_type": worker.instance_type,
             }
+            for worker in config.workers
         ],
         "fsx_dns_name": fsx_dns_name,
         "fsx_mountname": fsx_mount_name,

@@ -38,7 +38,8 @@ class HyperPodStack(Stack):
             scope,
             construct_id,
             env=Environment(account=config.account, region=config.region),
-            description=f"SageMaker HyperPod (Slurm) cluster {config.cluster_name} of {config.worker_instance_type}",
+            description=f"SageMaker HyperPod (Slurm) cluster {config.cluster_name} of "
+            + ", ".join(f"{w.count} x {w.instance_type}" for w in config.workers),
             **kwargs,
         )
         self._zone = config.availability_zone
@@ -97,6 +98,7 @@ class HyperPodStack(Stack):
                 fsx_mount_name=fs.mount_name,
                 hf_token_secret_arn=hf_token.secret.secret_arn,
             ),
+            node_provisioning_mode=config.node_provisioning_mode,
             subnet=network.private_subnet,
             security_group=network.security_group,
         )

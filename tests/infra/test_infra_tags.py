@@ -62,7 +62,7 @@ def test_the_users_tags_reach_every_taggable_resource_and_win_over_ours(tmp_path
         ({"": "x"}, "1-128 characters"),
         ({"team": 7}, "string value"),
         ({"team": "a;b"}, "may hold only"),
-        ("not json", "JSON object"),
+        ("not json", "must be JSON"),
         (["team"], "object of names to values"),
     ],
 )
