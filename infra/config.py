@@ -67,6 +67,8 @@ GROUP_NAME_PATTERN = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"  # CreateCluster's Inst
 TRAINING_PLAN_ARN_PATTERN = r"arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:training-plan/.*"
 NODE_PROVISIONING_MODES = ("Continuous",)
 DEEP_HEALTH_CHECKS = ("InstanceStress", "InstanceConnectivity")
+NETWORK_KEYS = ("existing_vpc_id", "existing_subnet_id", "existing_security_group_id")
+FSX_KEYS = ("existing_fsx_id", "existing_fsx_mount_name")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,6 +114,13 @@ class ClusterConfig:
     training_plan_arn: str | None = None  # reserved capacity for the default worker group
     node_provisioning_mode: str | None = None  # "Continuous": nodes join as capacity arrives
     deep_health_checks: tuple[str, ...] = ()  # run on every worker before it joins Slurm
+    # Bring your own network (all three together): the stack then creates no VPC, subnet or group.
+    existing_vpc_id: str | None = None
+    existing_subnet_id: str | None = None  # private, in the cluster's zone (hpctl validate checks)
+    existing_security_group_id: str | None = None  # all traffic to and from itself (EFA, Lustre)
+    # Bring your own FSx for Lustre (both together, with your own network): it gets the /s3 link.
+    existing_fsx_id: str | None = None
+    existing_fsx_mount_name: str | None = None
 
     def __post_init__(self) -> None:
         self._check_names()
@@ -127,6 +136,32 @@ class ClusterConfig:
         self._check_fsx()
         self._check_tags()
         self._check_workers()
+        self._check_existing()
+
+    def _check_existing(self) -> None:
+        patterns = {
+            "existing_vpc_id": r"vpc-[0-9a-f]{8}([0-9a-f]{9})?",
+            "existing_subnet_id": r"subnet-[0-9a-f]{8}([0-9a-f]{9})?",
+            "existing_security_group_id": r"sg-[0-9a-f]{8}([0-9a-f]{9})?",
+            "existing_fsx_id": r"fs-[0-9a-f]{8}([0-9a-f]{9})?",
+            "existing_fsx_mount_name": r"[a-z0-9]{3,8}",
+        }
+        for key, pattern in patterns.items():
+            value = getattr(self, key)
+            if value is not None and not re.fullmatch(pattern, value):
+                example = pattern.split("-", 1)[0] + "-0123456789abcdef0" if "-" in pattern else "abcdwxyz"
+                raise ConfigError(key, f"must look like {example}, got {value!r}")
+        for together in (NETWORK_KEYS, FSX_KEYS):
+            given = [key for key in together if getattr(self, key) is not None]
+            if given and len(given) < len(together):
+                missing = [key for key in together if key not in given]
+                raise ConfigError(missing[0], f"is needed with {', '.join(given)}: set {', '.join(together)} together")
+        if self.existing_fsx_id and not self.existing_subnet_id:
+            raise ConfigError(
+                "existing_fsx_id",
+                "needs the network it lives in: set existing_vpc_id, existing_subnet_id and "
+                "existing_security_group_id too (a new VPC could not reach it)",
+            )
 
     def _check_workers(self) -> None:
         names = [group.name for group in self.workers]

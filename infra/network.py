@@ -93,6 +93,32 @@ class Network(Construct):
         )
 
 
+class ExistingNetwork(Construct):
+    """The user's own VPC, private subnet and security group, with Network's attributes.
+    The group is imported immutable: nothing here adds rules to someone else's group."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        vpc_id: str,
+        subnet_id: str,
+        security_group_id: str,
+        availability_zone: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.vpc = ec2.Vpc.from_vpc_attributes(
+            self, "Vpc", vpc_id=vpc_id, availability_zones=[availability_zone], private_subnet_ids=[subnet_id]
+        )
+        self.private_subnet = ec2.Subnet.from_subnet_attributes(
+            self, "Subnet", subnet_id=subnet_id, availability_zone=availability_zone
+        )
+        self.security_group = ec2.SecurityGroup.from_security_group_id(
+            self, "SecurityGroup", security_group_id, mutable=False
+        )
+
+
 @jsii.implements(IAspect)
 class _AfterRules:
     """Makes `dependents` wait for every ingress/egress rule of `group`, wherever in the

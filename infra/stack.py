@@ -16,7 +16,7 @@ from infra.config import ClusterConfig
 from infra.execution_role import ExecutionRole
 from infra.hf_token import HfTokenSecret
 from infra.nag import S3_GRANT_ACTIONS, acknowledge, wildcard_actions, wildcard_resource
-from infra.network import Network, create_after_rules
+from infra.network import ExistingNetwork, Network, create_after_rules
 from infra.provisioning import CONTROLLER_GROUP, DEFAULT_USER, instance_groups, provisioning_parameters
 from infra.ssm_session import RunAsSessionDocument
 from infra.storage import DATA_PREFIX, LIFECYCLE_PREFIX, Storage
@@ -45,13 +45,25 @@ class HyperPodStack(Stack):
         self._zone = config.availability_zone
         tag_stack(self, cluster_name=config.cluster_name, user_tags=config.tags)
 
-        network = Network(
-            self,
-            "Network",
-            availability_zone=config.availability_zone,
-            availability_zone_id=config.availability_zone_id,
-            cidr=config.vpc_cidr,
-        )
+        network: Network | ExistingNetwork
+        if config.existing_subnet_id:
+            assert config.existing_vpc_id and config.existing_security_group_id  # config checks them together
+            network = ExistingNetwork(
+                self,
+                "Network",
+                vpc_id=config.existing_vpc_id,
+                subnet_id=config.existing_subnet_id,
+                security_group_id=config.existing_security_group_id,
+                availability_zone=config.availability_zone,
+            )
+        else:
+            network = Network(
+                self,
+                "Network",
+                availability_zone=config.availability_zone,
+                availability_zone_id=config.availability_zone_id,
+                cidr=config.vpc_cidr,
+            )
         storage = Storage(
             self,
             "Storage",
@@ -62,6 +74,11 @@ class HyperPodStack(Stack):
             security_group=network.security_group,
             fsx_storage_capacity_gib=config.fsx_storage_capacity_gib,
             fsx_throughput_per_unit=config.fsx_throughput_per_unit,
+            existing_fsx=(
+                (config.existing_fsx_id, config.existing_fsx_mount_name)
+                if config.existing_fsx_id and config.existing_fsx_mount_name
+                else None
+            ),
         )
         hf_token = HfTokenSecret(self, "HfToken", cluster_name=config.cluster_name)
         session = RunAsSessionDocument(self, "RunAs", user=DEFAULT_USER)
@@ -81,7 +98,6 @@ class HyperPodStack(Stack):
             wildcard_resource(role, storage.bucket.arn_for_objects(f"{DATA_PREFIX}*")),
         )
 
-        fs = storage.file_system
         hyperpod = HyperPodCluster(
             self,
             "HyperPod",
@@ -94,8 +110,8 @@ class HyperPodStack(Stack):
             project_bundle_dir=project_bundle_dir,
             provisioning_parameters=provisioning_parameters(
                 config,
-                fsx_dns_name=fs.dns_name,
-                fsx_mount_name=fs.mount_name,
+                fsx_dns_name=storage.dns_name,
+                fsx_mount_name=storage.mount_name,
                 hf_token_secret_arn=hf_token.secret.secret_arn,
             ),
             node_provisioning_mode=config.node_provisioning_mode,
@@ -103,8 +119,9 @@ class HyperPodStack(Stack):
             security_group=network.security_group,
         )
         # Nodes mount FSx from on_create.sh; HyperPod does not wait for it otherwise.
-        hyperpod.cluster.node.add_dependency(fs)
-        create_after_rules(network.security_group, fs, hyperpod.cluster)
+        created_fsx = [storage.file_system] if storage.file_system else []
+        hyperpod.cluster.node.add_dependency(*created_fsx)
+        create_after_rules(network.security_group, *created_fsx, hyperpod.cluster)
 
         cluster_arn = hyperpod.cluster.attr_cluster_arn
         cluster_id = Fn.select(1, Fn.split("/", cluster_arn))
@@ -113,9 +130,9 @@ class HyperPodStack(Stack):
             ClusterArn=(cluster_arn, "HyperPod cluster ARN"),
             ControllerGroupName=(CONTROLLER_GROUP, "Slurm controller instance group"),
             BucketName=(storage.bucket.bucket_name, "Lifecycle scripts, datasets and exported checkpoints"),
-            FsxFileSystemId=(fs.file_system_id, "FSx for Lustre file system"),
-            FsxDnsName=(fs.dns_name, "FSx for Lustre DNS name"),
-            FsxMountName=(fs.mount_name, "FSx for Lustre mount name"),
+            FsxFileSystemId=(storage.file_system_id, "FSx for Lustre file system"),
+            FsxDnsName=(storage.dns_name, "FSx for Lustre DNS name"),
+            FsxMountName=(storage.mount_name, "FSx for Lustre mount name"),
             SsmTargetPrefix=(
                 Fn.join("", ["sagemaker-cluster:", cluster_id, f"_{CONTROLLER_GROUP}-"]),
                 "aws ssm start-session --target <this><instance-id>",

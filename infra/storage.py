@@ -43,6 +43,7 @@ class Storage(Construct):
         security_group: ec2.ISecurityGroup,
         fsx_storage_capacity_gib: int,
         fsx_throughput_per_unit: int,
+        existing_fsx: tuple[str, str] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.access_logs: s3.IBucket | None = None
@@ -67,36 +68,27 @@ class Storage(Construct):
                 server_access_logs_prefix="data-bucket/",
             )
 
-        self.file_system = fsx.LustreFileSystem(
-            self,
-            "Lustre",
-            vpc=vpc,
-            vpc_subnet=subnet,
-            security_group=security_group,
-            storage_capacity_gib=fsx_storage_capacity_gib,
-            file_system_type_version=fsx.FileSystemTypeVersion.V_2_15,
-            lustre_configuration=fsx.LustreConfiguration(
-                deployment_type=fsx.LustreDeploymentType.PERSISTENT_2,
-                per_unit_storage_throughput=fsx_throughput_per_unit,
-                data_compression_type=fsx.LustreDataCompressionType.LZ4,
-            ),
-            # Kept when the stack is deleted or a create-only change replaces it (exports may
-            # be pending, the venv and compile cache live here); dropped with a failed first
-            # create, which has nothing to keep. README "What cdk destroy keeps" says how to delete it.
-            removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
-        )
-        # Metadata IOPS scale with capacity (PERSISTENT_2 on Lustre 2.15 only): a venv and
-        # compile cache opened by 16-64 nodes at once is metadata-bound. aws-cdk-lib's L2
-        # does not expose it yet; the CloudFormation property does.
-        cfn_file_system = self.file_system.node.default_child
-        assert isinstance(cfn_file_system, fsx.CfnFileSystem)
-        cfn_file_system.add_property_override(
-            "LustreConfiguration.MetadataConfiguration", {"Mode": METADATA_MODE}
-        )
+        # What the nodes mount; `file_system` is None when the user's own FSx is adopted.
+        self.file_system: fsx.LustreFileSystem | None = None
+        if existing_fsx:
+            stack = Stack.of(self)
+            self.file_system_id, self.mount_name = existing_fsx
+            self.dns_name = f"{self.file_system_id}.fsx.{stack.region}.{stack.url_suffix}"
+        else:
+            self.file_system = self._lustre(
+                vpc=vpc,
+                subnet=subnet,
+                security_group=security_group,
+                storage_capacity_gib=fsx_storage_capacity_gib,
+                throughput_per_unit=fsx_throughput_per_unit,
+            )
+            self.file_system_id = self.file_system.file_system_id
+            self.dns_name = self.file_system.dns_name
+            self.mount_name = self.file_system.mount_name
         self.data_repository = fsx.CfnDataRepositoryAssociation(
             self,
             "BucketLink",
-            file_system_id=self.file_system.file_system_id,
+            file_system_id=self.file_system_id,
             file_system_path=FSX_LINKED_PATH,
             data_repository_path=self.bucket.s3_url_for_object(DATA_PREFIX),
             batch_import_meta_data_on_create=True,
@@ -109,6 +101,43 @@ class Storage(Construct):
                 ),
             ),
         )
+
+    def _lustre(
+        self,
+        *,
+        vpc: ec2.IVpc,
+        subnet: ec2.ISubnet,
+        security_group: ec2.ISecurityGroup,
+        storage_capacity_gib: int,
+        throughput_per_unit: int,
+    ) -> fsx.LustreFileSystem:
+        file_system = fsx.LustreFileSystem(
+            self,
+            "Lustre",
+            vpc=vpc,
+            vpc_subnet=subnet,
+            security_group=security_group,
+            storage_capacity_gib=storage_capacity_gib,
+            file_system_type_version=fsx.FileSystemTypeVersion.V_2_15,
+            lustre_configuration=fsx.LustreConfiguration(
+                deployment_type=fsx.LustreDeploymentType.PERSISTENT_2,
+                per_unit_storage_throughput=throughput_per_unit,
+                data_compression_type=fsx.LustreDataCompressionType.LZ4,
+            ),
+            # Kept when the stack is deleted or a create-only change replaces it (exports may
+            # be pending, the venv and compile cache live here); dropped with a failed first
+            # create, which has nothing to keep. README "What cdk destroy keeps" says how to delete it.
+            removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
+        )
+        # Metadata IOPS scale with capacity (PERSISTENT_2 on Lustre 2.15 only): a venv and
+        # compile cache opened by 16-64 nodes at once is metadata-bound. aws-cdk-lib's L2
+        # does not expose it yet; the CloudFormation property does.
+        cfn_file_system = file_system.node.default_child
+        assert isinstance(cfn_file_system, fsx.CfnFileSystem)
+        cfn_file_system.add_property_override(
+            "LustreConfiguration.MetadataConfiguration", {"Mode": METADATA_MODE}
+        )
+        return file_system
 
 
 def unique_bucket_name(stack: Stack, prefix: str) -> str:
