@@ -67,6 +67,17 @@ GROUP_NAME_PATTERN = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"  # CreateCluster's Inst
 TRAINING_PLAN_ARN_PATTERN = r"arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:training-plan/.*"
 NODE_PROVISIONING_MODES = ("Continuous",)
 DEEP_HEALTH_CHECKS = ("InstanceStress", "InstanceConnectivity")
+# Settings whose change after the first deploy replaces the cluster, FSx, the network or the
+# bucket (README "Updates"; tests/infra/test_infra_updates.py derives the list from the
+# CloudFormation schemas' createOnlyProperties and keeps this one honest).
+CREATE_ONLY_SETTINGS = (
+    "cluster_name",
+    "vpc_cidr",
+    "availability_zone",
+    "availability_zone_id",
+    "bucket_prefix",
+    "existing_bucket_name",
+)
 NETWORK_KEYS = ("existing_vpc_id", "existing_subnet_id", "existing_security_group_id")
 FSX_KEYS = ("existing_fsx_id", "existing_fsx_mount_name")
 
