@@ -132,6 +132,8 @@ class ClusterConfig:
     # Bring your own FSx for Lustre (both together, with your own network): it gets the /s3 link.
     existing_fsx_id: str | None = None
     existing_fsx_mount_name: str | None = None
+    # Deploy a change to a CREATE_ONLY_SETTINGS value anyway (the guard refuses it otherwise).
+    allow_replacement: bool = False
 
     def __post_init__(self) -> None:
         self._check_names()
@@ -456,7 +458,16 @@ def _parse_worker_groups(key: str, raw: Any) -> tuple[WorkerGroup, ...]:
     return tuple(groups)
 
 
+def _parse_bool(key: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
+        return raw.strip().lower() == "true"
+    raise ConfigError(key, f"must be true or false, got {raw!r}")
+
+
 _PARSERS: dict[str, Callable[[str, Any], Any]] = {
+    "allow_replacement": _parse_bool,
     "tags": _parse_tags,
     "worker_groups": _parse_worker_groups,
     "deep_health_checks": _parse_checks,

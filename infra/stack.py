@@ -12,8 +12,9 @@ from aws_cdk import CfnOutput, Environment, Fn, Stack
 from constructs import Construct
 
 from infra.cluster import HyperPodCluster
-from infra.config import ClusterConfig
+from infra.config import CREATE_ONLY_SETTINGS, ClusterConfig
 from infra.execution_role import ExecutionRole
+from infra.guard import CreateOnlyGuard
 from infra.hf_token import HfTokenSecret
 from infra.nag import S3_GRANT_ACTIONS, acknowledge, wildcard_actions, wildcard_resource
 from infra.network import ExistingNetwork, Network, create_after_rules
@@ -44,6 +45,12 @@ class HyperPodStack(Stack):
         )
         self._zone = config.availability_zone
         tag_stack(self, cluster_name=config.cluster_name, user_tags=config.tags)
+        guard = CreateOnlyGuard(
+            self,
+            "CreateOnlyGuard",
+            settings={key: getattr(config, key) for key in CREATE_ONLY_SETTINGS},
+            allow_replacement=config.allow_replacement,
+        )
 
         network: Network | ExistingNetwork
         if config.existing_subnet_id:
@@ -122,6 +129,10 @@ class HyperPodStack(Stack):
         created_fsx = [storage.file_system] if storage.file_system else []
         hyperpod.cluster.node.add_dependency(*created_fsx)
         create_after_rules(network.security_group, *created_fsx, hyperpod.cluster)
+
+        # A create-only change fails at the guard before anything it would replace is touched.
+        for replaceable in (network, storage, hyperpod):
+            replaceable.node.add_dependency(guard.resource)
 
         cluster_arn = hyperpod.cluster.attr_cluster_arn
         cluster_id = Fn.select(1, Fn.split("/", cluster_arn))

@@ -97,7 +97,7 @@ def test_a_misspelt_key_is_refused_naming_the_setting_meant(spelling: str) -> No
 
 
 def test_an_unknown_snake_case_key_is_refused_listing_the_settings() -> None:
-    with pytest.raises(ConfigError, match="the settings are: account, availability_zone") as error:
+    with pytest.raises(ConfigError, match="the settings are: account, allow_replacement, availability_zone") as error:
         ClusterConfig.from_mapping({"gpu_count": 4})
 
     assert error.value.key == "gpu_count"

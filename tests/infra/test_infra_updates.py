@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
-from infra_template import synthesized
+from infra_template import all_dependencies, synthesized
 
 from infra.build import ROOT
 from infra.config import CREATE_ONLY_SETTINGS, ClusterConfig
@@ -125,3 +125,14 @@ def test_the_replacement_walk_sees_a_changed_create_only_property(template: dict
     assert subnet in _replaced(template, after)
     assert _replaced(template, template) == set()
 
+
+
+def test_everything_a_create_only_change_replaces_waits_for_the_guard(
+    template: dict[str, Any], replaced_by: dict[str, set[str]]
+) -> None:
+    """So the guard's failure comes before any replacement (tests/infra/test_infra_guard.py)."""
+    (guard,) = [lid for lid, r in template["Resources"].items() if r["Type"] == "Custom::CreateOnlyGuard"]
+    replaced = {lid for key in CREATE_ONLY_SETTINGS for lid in replaced_by[key]}
+
+    assert replaced
+    assert [lid for lid in sorted(replaced) if guard not in all_dependencies(template, lid)] == []
