@@ -19,25 +19,29 @@ from infra.create_only_guard import index
 SETTINGS = {"cluster_name": "trn1-lora", "vpc_cidr": "10.0.0.0/16", "availability_zone_id": ""}
 
 
-def _event(kind: str, before: dict[str, str] | None, after: dict[str, str], allow: str = "false") -> dict[str, Any]:
+def _event(
+    kind: str, before: dict[str, str] | None, after: dict[str, str], allow: str = "false", recorded: str = ""
+) -> dict[str, Any]:
+    """A request as CloudFormation sends it; `recorded` is the physical id (by default the
+    one the guard gave `before`)."""
     event: dict[str, Any] = {
         "RequestType": kind,
         "ResourceProperties": {"Settings": after, "AllowReplacement": allow},
         "StackId": "arn:aws:cloudformation:us-west-2:123456789012:stack/HyperPodTrnLora/x",
         "RequestId": "r-1",
         "LogicalResourceId": "CreateOnlyGuard",
-        "PhysicalResourceId": "create-only-guard",
         "ResponseURL": "",
     }
     if before is not None:
         event["OldResourceProperties"] = {"Settings": before}
+        event["PhysicalResourceId"] = recorded or index.physical_id(before)
     return event
 
 
 def test_an_update_changing_a_create_only_setting_fails_naming_it_and_the_way_out() -> None:
-    status, reason = index.decide(_event("Update", SETTINGS, {**SETTINGS, "cluster_name": "trn1-other"}))
+    status, reason, resource_id = index.decide(_event("Update", SETTINGS, {**SETTINGS, "cluster_name": "trn1-other"}))
 
-    assert status == "FAILED"
+    assert (status, resource_id) == ("FAILED", index.physical_id(SETTINGS))
     assert "cluster_name 'trn1-lora' -> 'trn1-other'" in reason
     assert "-c allow_replacement=true" in reason
 
@@ -48,12 +52,29 @@ def test_an_update_changing_a_create_only_setting_fails_naming_it_and_the_way_ou
         _event("Create", None, SETTINGS),
         _event("Update", SETTINGS, SETTINGS),
         _event("Update", SETTINGS, {**SETTINGS, "vpc_cidr": "10.1.0.0/16"}, allow="true"),
-        _event("Delete", None, SETTINGS),
+        _event("Delete", SETTINGS, SETTINGS),
     ],
     ids=["create", "unchanged", "allowed", "delete"],
 )
 def test_everything_else_passes(event: dict[str, Any]) -> None:
-    assert index.decide(event) == ("SUCCESS", "")
+    assert index.decide(event)[:2] == ("SUCCESS", "")
+
+
+def test_the_rollback_of_a_refused_update_passes() -> None:
+    """CloudFormation rolls the guard back with the settings swapped; its physical id
+    still records the accepted ones, which the rollback brings back."""
+    changed = {**SETTINGS, "cluster_name": "trn1-other"}
+    rollback = _event("Update", changed, SETTINGS, recorded=index.physical_id(SETTINGS))
+
+    assert index.decide(rollback)[:2] == ("SUCCESS", "")
+
+
+def test_an_allowed_change_records_the_new_settings_as_a_new_physical_id() -> None:
+    changed = {**SETTINGS, "vpc_cidr": "10.1.0.0/16"}
+    _, _, resource_id = index.decide(_event("Update", SETTINGS, changed, allow="true"))
+
+    assert resource_id == index.physical_id(changed) != index.physical_id(SETTINGS)
+    assert index.decide(_event("Update", changed, changed, recorded=resource_id))[0] == "SUCCESS"
 
 
 @pytest.fixture
@@ -91,16 +112,18 @@ def test_the_handler_answers_cloudformation_with_the_failure(
     assert (answer["RequestId"], answer["LogicalResourceId"]) == ("r-1", "CreateOnlyGuard")
 
 
-def test_a_broken_delete_request_still_succeeds_so_the_stack_can_go(
+def test_a_request_the_guard_cannot_read_is_still_answered(
     cloudformation: tuple[str, list[dict[str, Any]]],
 ) -> None:
+    """No answer would leave the stack waiting an hour for the custom resource."""
     url, answers = cloudformation
-    event = {**_event("Delete", None, SETTINGS), "ResponseURL": url}
-    del event["ResourceProperties"]
+    event = {**_event("Update", SETTINGS, SETTINGS), "ResponseURL": url}
+    event["PhysicalResourceId"] = index.ID_PREFIX + "{not json"
 
     index.handler(event, None)
 
-    assert answers[0]["Status"] == "SUCCESS"
+    assert answers[0]["Status"] == "FAILED"
+    assert answers[0]["Reason"].startswith("JSONDecodeError")
 
 
 def test_the_guard_holds_every_create_only_setting(template: dict[str, Any]) -> None:
