@@ -15,13 +15,32 @@ def lustre_source(ctx: Context) -> str:
     return f"{ctx.params.fsx_dns_name}@tcp:/{ctx.params.fsx_mountname}"
 
 
-def mounted_source(ctx: Context, mount_point: str) -> str | None:
-    """The device mounted at `mount_point` according to /proc/mounts, if any."""
+def mounted_source(ctx: Context, mount_point: str) -> tuple[str, str] | None:
+    """(device, file system type) mounted at `mount_point` according to /proc/mounts, if any."""
     for line in (ctx.host.read("/proc/mounts") or "").splitlines():
         fields = line.split()
         if len(fields) >= 3 and fields[1] == mount_point:
-            return f"{fields[0]} ({fields[2]})"
+            return fields[0], fields[2]
     return None
+
+
+def resolved_ips(ctx: Context, name: str) -> set[str]:
+    """The IPv4 addresses `name` resolves to on this node (empty when it does not resolve)."""
+    res = ctx.host.runner.run(["getent", "ahostsv4", name], check=False, quiet=True)
+    return {line.split()[0] for line in res.stdout.splitlines() if line.split()} if res.ok else set()
+
+
+def is_our_file_system(ctx: Context, device: str, fstype: str) -> bool:
+    """Whether the mounted `device` is this cluster's FSx.
+
+    The kernel shows a Lustre mount's source with the MGS's IP, `<IP>@tcp:/<mountname>`, not
+    the DNS name it was mounted by (mount.lustre resolves the name; the MGS NID is an address).
+    So the mount name must match, and the host be the DNS name or an address it resolves to.
+    """
+    host, sep, mountname = device.partition("@tcp:/")
+    if fstype != "lustre" or not sep or mountname.rstrip("/") != ctx.params.fsx_mountname:
+        return False
+    return host == ctx.params.fsx_dns_name or host in resolved_ips(ctx, ctx.params.fsx_dns_name)
 
 
 def ensure_fstab(ctx: Context) -> bool:
@@ -49,10 +68,11 @@ def mount_fsx(ctx: Context) -> None:
     source = lustre_source(ctx)
     ensure_fstab(ctx)
     if run(["mountpoint", "-q", str(ctx.host.path(mp))], check=False).ok:
-        current = mounted_source(ctx, mp) or "unknown"
-        if not current.startswith(f"{source} (lustre)"):
-            raise StepError(f"{mp} is already a mount point of {current}, not {source}")
-        print(f"{source} already mounted on {mp}", flush=True)
+        current = mounted_source(ctx, mp)
+        if current is None or not is_our_file_system(ctx, *current):
+            shown = f"{current[0]} ({current[1]})" if current else "an unknown device"
+            raise StepError(f"{mp} is already a mount point of {shown}, not {source}")
+        print(f"{source} already mounted on {mp} (the kernel shows {current[0]})", flush=True)
     else:
         ctx.host.mkdir(mp, 0o755)
         run(["modprobe", "lnet"])

@@ -10,6 +10,7 @@ the AMI, or already provisioned (what the first run's commands leave behind).
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -32,7 +33,11 @@ LOGIN_IP = "10.1.0.20"
 WORKER_IP = "10.1.1.31"
 PARAMS = FIXTURES / "provisioning_parameters.json"
 RESOURCES = FIXTURES / "resource_config.json"
-LUSTRE = "fs-0123456789abcdef0.fsx.us-west-2.amazonaws.com@tcp:/abcdefgh"
+FSX_DNS = "fs-0123456789abcdef0.fsx.us-west-2.amazonaws.com"
+FSX_IP = "10.1.0.45"  # the file system's address, what its DNS name resolves to
+LUSTRE = f"{FSX_DNS}@tcp:/abcdefgh"  # what the lifecycle mounts (and writes to fstab)
+# What the kernel shows in /proc/mounts once mounted: the MGS's NID, an IP, not the DNS name.
+LUSTRE_MOUNTED = f"{FSX_IP}@tcp:/abcdefgh"
 OLD_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHyperPodProvidedKeyForTheDefaultUser operator@laptop"
 
 # Commands that only look: the second run of a provisioned node may issue these and nothing else.
@@ -69,6 +74,7 @@ def provisioned_rules() -> list[dict[str, Any]]:
         rule(["systemctl", "is-active"], {"rc": 0}),
         rule(["systemctl", "is-enabled"], {"rc": 1, "stdout": "masked\n"}),
         rule(["scontrol", "ping"], {"stdout": "Slurmctld(primary) at ip-10-1-0-10 is UP\n"}),
+        rule(["getent", "ahostsv4", FSX_DNS], {"stdout": f"{FSX_IP}      STREAM {FSX_DNS}\n{FSX_IP}      DGRAM\n"}),
     ]
 
 
@@ -95,13 +101,16 @@ def make_root(path: Path) -> Path:
         "[Service]\nExecStart=/opt/slurm/sbin/slurmctld -D -s $SLURMCTLD_OPTIONS\n"
     )
     (path / "dev").mkdir()
+    # FSx is mounted root-owned 0755 on HyperPod: the default user can create nothing at its top.
+    (path / "fsx").mkdir(mode=0o755)
+    os.chown(path / "fsx", 0, 0)
     return path
 
 
 def mark_mounted(root: Path) -> None:
     """What the kernel shows once the recorded mount has happened."""
     with (root / "proc/mounts").open("a") as f:
-        f.write(f"{LUSTRE} /fsx lustre rw,noatime,flock,lazystatfs 0 0\n")
+        f.write(f"{LUSTRE_MOUNTED} /fsx lustre rw,noatime,flock,lazystatfs 0 0\n")
 
 
 def run_node(
