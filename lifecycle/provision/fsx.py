@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import os
 
+from provision.apt import missing_packages
 from provision.context import Context
 from provision.host import StepError
 
 MOUNT_OPTIONS = "noatime,flock"
+# The Lustre client's kernel modules: an upgrade of this package pulls in a kernel the running
+# client lacks, and FSx stops mounting after the next reboot. The reference holds it
+# (awslabs/awsome-distributed-ai, 1.architectures/5.sagemaker-hyperpod/LifecycleScripts/
+# base-config/hotfix/hold-lustre-client.sh).
+LUSTRE_CLIENT_PACKAGE = "lustre-client-modules-aws"
 FSTAB_OPTIONS = "defaults,noatime,flock,_netdev"
 
 
@@ -62,8 +68,21 @@ def write_test(ctx: Context) -> str | None:
     return None
 
 
+def hold_lustre_client(ctx: Context) -> None:
+    """`apt-mark hold` the Lustre client modules where the image has them, so unattended upgrades leave them."""
+    run = ctx.host.runner.run
+    if missing_packages(ctx.host.runner, [LUSTRE_CLIENT_PACKAGE]):
+        print(f"{LUSTRE_CLIENT_PACKAGE} is not installed; nothing to hold", flush=True)
+        return
+    if LUSTRE_CLIENT_PACKAGE in run(["apt-mark", "showhold"], check=False, quiet=True).stdout.split():
+        print(f"{LUSTRE_CLIENT_PACKAGE} already held", flush=True)
+        return
+    run(["apt-mark", "hold", LUSTRE_CLIENT_PACKAGE])
+
+
 def mount_fsx(ctx: Context) -> None:
     run = ctx.host.runner.run
+    hold_lustre_client(ctx)
     mp = ctx.params.fsx_mount_point
     source = lustre_source(ctx)
     ensure_fstab(ctx)

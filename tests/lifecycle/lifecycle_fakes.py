@@ -75,6 +75,7 @@ def provisioned_rules() -> list[dict[str, Any]]:
         rule(["systemctl", "is-enabled"], {"rc": 1, "stdout": "masked\n"}),
         rule(["scontrol", "ping"], {"stdout": "Slurmctld(primary) at ip-10-1-0-10 is UP\n"}),
         rule(["getent", "ahostsv4", FSX_DNS], {"stdout": f"{FSX_IP}      STREAM {FSX_DNS}\n{FSX_IP}      DGRAM\n"}),
+        rule(["apt-mark", "showhold"], {"stdout": "lustre-client-modules-aws\n"}),
     ]
 
 
@@ -140,4 +141,5 @@ def mutating(commands: list[list[str]]) -> list[list[str]]:
         c
         for c in commands
         if c[0] not in PROBES and not (c[0] == "systemctl" and c[1] in SYSTEMCTL_PROBES)
+        and c[:2] != ["apt-mark", "showhold"]
     ]
