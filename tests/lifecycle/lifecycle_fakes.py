@@ -10,6 +10,7 @@ the AMI, or already provisioned (what the first run's commands leave behind).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -18,7 +19,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 LIFECYCLE = REPO / "lifecycle"
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# The example inputs the README's dry run uses (lifecycle/dry_run.sh) are the tests' fixtures too.
+FIXTURES = LIFECYCLE / "examples"
 sys.path.insert(0, str(LIFECYCLE))
 
 from provision.config import load_params, load_resource_config  # noqa: E402
@@ -50,19 +52,9 @@ def rule(prefix: list[str], *results: dict[str, Any]) -> dict[str, Any]:
 
 
 def fresh_rules() -> list[dict[str, Any]]:
-    """A node straight from the AMI: nothing mounted, daemons stopped, home in /home."""
-    return [
-        rule(["mountpoint"], {"rc": 1}),
-        rule(["getent", "passwd", "ubuntu"], {"stdout": "ubuntu:x:1000:1000:Ubuntu:/home/ubuntu:/bin/bash\n"}),
-        rule(["dpkg-query"], {"rc": 1, "stdout": ""}),
-        # each unit: inactive when first asked, active once started
-        *(
-            rule(["systemctl", "is-active", "--quiet", unit], {"rc": 3}, {"rc": 0})
-            for unit in ("slurmd", "slurmctld", "slurmdbd", "mariadb")
-        ),
-        rule(["systemctl", "is-enabled"], {"rc": 0, "stdout": "enabled\n"}),
-        rule(["scontrol", "ping"], {"stdout": "Slurmctld(primary) at ip-10-1-0-10 is UP\n"}),
-    ]
+    """A node straight from the AMI: nothing mounted, daemons stopped, home in /home (the dry run's answers)."""
+    rules: list[dict[str, Any]] = json.loads((FIXTURES / "fresh_node_answers.json").read_text())["rules"]
+    return rules
 
 
 def provisioned_rules() -> list[dict[str, Any]]:
@@ -98,9 +90,7 @@ def make_root(path: Path) -> Path:
     (path / "opt/slurm/etc/accounting.conf").write_text("")
     (path / "etc/systemd/system").mkdir(parents=True)
     shutil.copy(FIXTURES / "slurmd.service", path / "etc/systemd/system/slurmd.service")
-    (path / "etc/systemd/system/slurmctld.service").write_text(
-        "[Service]\nExecStart=/opt/slurm/sbin/slurmctld -D -s $SLURMCTLD_OPTIONS\n"
-    )
+    shutil.copy(FIXTURES / "slurmctld.service", path / "etc/systemd/system/slurmctld.service")
     (path / "dev").mkdir()
     # FSx is mounted root-owned 0755 on HyperPod: the default user can create nothing at its top.
     (path / "fsx").mkdir(mode=0o755)
