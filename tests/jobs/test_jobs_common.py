@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -197,7 +198,7 @@ def test_submit_help_exits_0_and_names_its_settings() -> None:
     result = subprocess.run([str(JOBS / "submit"), "--help"], cwd=ROOT, text=True, capture_output=True, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: jobs/submit [--wait] [STEP...]")
-    for setting in ("NODES=", "PARTITION=", "RUN_NAME", "FSX_ROOT", "AFTER=", "POLL_S=", "SUBMIT_TIMEOUT_S=", "--wait"):
+    for setting in ("JOBS_ALLOW_ROOT=", "NODES=", "PARTITION=", "RUN_NAME", "FSX_ROOT", "AFTER=", "POLL_S=", "SUBMIT_TIMEOUT_S=", "--wait"):
         assert setting in result.stdout
 
 
@@ -210,7 +211,7 @@ def fake_slurm(tmp_path: Path, partitions: str) -> dict[str, str]:
     for tool in ("sbatch", "scontrol"):
         (bin_dir / tool).chmod(0o755)
     return {"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path),
-            "SBATCH_RECORD": str(tmp_path / "sbatch.args"), "FSX_ROOT": str(tmp_path / "fsx")}
+            "SBATCH_RECORD": str(tmp_path / "sbatch.args"), "FSX_ROOT": str(tmp_path / "fsx"), "JOBS_ALLOW_ROOT": "1"}
 
 
 # `scontrol show partition -o` of a HyperPod cluster with a login group (fields trimmed)
@@ -264,7 +265,8 @@ def test_submit_leaves_the_backend_to_be_resolved_on_the_compute_nodes(tmp_path:
     (bin_dir / "sbatch").chmod(0o755)
     record = tmp_path / "job.env"
     env = {"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "ENV_RECORD": str(record),
-           "FSX_ROOT": str(tmp_path / "fsx"), "NEURON_DEVICE": str(tmp_path / "absent"), "PARTITION": "trn1"}
+           "FSX_ROOT": str(tmp_path / "fsx"), "NEURON_DEVICE": str(tmp_path / "absent"), "PARTITION": "trn1",
+           "JOBS_ALLOW_ROOT": "1"}
     result = subprocess.run([str(JOBS / "submit"), "train"], env=env, text=True, capture_output=True, check=False)
     assert result.returncode == 0, result.stderr
     names = {line.split("=", 1)[0] for line in record.read_text().splitlines()}
@@ -328,3 +330,14 @@ def test_one_process_per_node_runs_a_thread_per_cpu_of_the_allocation(tmp_path: 
 def test_a_step_that_is_started_again_appends_to_its_log(template: Path) -> None:
     # HyperPod's auto-resume and --requeue run the same job id again: its first attempt's log must stay
     assert sbatch_options(template).get("open-mode") == "append"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: submitting as root is what is refused")
+def test_submit_refuses_to_submit_as_root(tmp_path: Path) -> None:
+    env = {**fake_slurm(tmp_path, HYPERPOD_PARTITIONS), "JOBS_ALLOW_ROOT": "0"}
+    result = subprocess.run([str(JOBS / "submit"), "train"], env=env, text=True, capture_output=True, check=False)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: run jobs/submit as the cluster's default user (ubuntu on HyperPod), not root "
+        "(JOBS_ALLOW_ROOT=1 to submit as root anyway)"]
+    assert not (tmp_path / "sbatch.args").exists() and not (tmp_path / "fsx").exists()
