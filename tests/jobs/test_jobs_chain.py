@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pwd
+import re
 import stat
 import subprocess
 from dataclasses import dataclass
@@ -130,3 +131,11 @@ def test_the_merged_model_loads_and_generates(chain: Chain) -> None:
 def test_the_generate_step_writes_its_answer_to_the_run_dir(chain: Chain) -> None:
     assert (chain.run_dir / "generation.txt").is_file()
     assert f"END generate: job {chain.ids['generate']} succeeded" in chain.log("generate")
+
+
+def test_the_one_node_steps_run_a_thread_per_cpu_of_their_node(chain: Chain) -> None:
+    # cons_tres gives a 1-task job one CPU unless it asks for more: merge and generate would run single-threaded
+    node = chain.cluster.run("scontrol", "show", "node", "-o", "node1").stdout
+    cpus = int(re.search(r"CPUTot=(\d+)", node).group(1))  # type: ignore[union-attr]
+    for step in ("consolidate", "merge", "generate"):
+        assert f"threads: OMP_NUM_THREADS={cpus} ({cpus} CPU(s)" in chain.log(step), step
