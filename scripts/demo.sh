@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make demo`: the whole pipeline on the local two-node Slurm cluster.
 # Starts (or reuses) the cluster, submits the real job templates through
-# jobs/submit with a tiny Llama and a small dolly-format data set, waits for the
-# chain, then prints where the results are. `make down` stops the cluster.
+# jobs/submit with a tiny Llama and a small dolly-format data set, as the cluster's
+# unprivileged user (as on HyperPod, never as root), waits for the chain, then
+# prints where the results are and who owns them. `make down` stops the cluster.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,20 +21,25 @@ bash localslurm/up.sh
 
 # shellcheck source=localslurm/pipeline.sh
 source localslurm/pipeline.sh
-run_dir=${FSX_ROOT}/runs/${RUN_NAME}
+# shellcheck source=localslurm/user.sh
+source localslurm/user.sh
+run_dir=${FSX_ROOT}/s3/runs/${RUN_NAME}
 if [[ "$DEMO_FRESH" == 1 && -d "$run_dir" ]]; then
     # a finished run would be resumed, not trained again
     rm -rf "${run_dir:?}"
 fi
-mkdir -p "$run_dir"
 
-say "pipeline: jobs/submit --wait (${NODES} nodes for compile and train, ${MAX_STEPS} steps)"
-jobs/submit --wait | tee "${run_dir}/submit.txt"
+say "pipeline: jobs/submit --wait as ${LOCALSLURM_USER} (${NODES} nodes for compile and train, ${MAX_STEPS} steps)"
+# shellcheck disable=SC2016 # expanded by the user's shell
+localslurm/as-user.sh bash -c 'set -o pipefail; mkdir -p "$1" && jobs/submit --wait | tee "$1/submit.txt"' \
+    submit "$run_dir"
 
 say "results"
 "${VENV_DIR}/bin/python" - "$run_dir" <<'PY'
 import json
+import pwd
 import re
+import stat
 import sys
 from pathlib import Path
 
@@ -51,7 +57,9 @@ steps, wall = summary.get("session_steps", summary["steps"]), summary.get("wall_
 if wall:
     print(f"training speed:       {steps} steps in {wall:.1f} s ({wall / steps:.3f} s/step, "
           f"{summary.get('tokens_per_second', 0):.0f} tokens/s)")
-print(f"merged model:         {run / 'merged'}")
+merged = run / "merged"
+owner = pwd.getpwuid(merged.stat().st_uid).pw_name
+print(f"merged model:         {merged} (owner {owner}, mode {stat.filemode(merged.stat().st_mode)})")
 print(f"sample generation:    {(run / 'generation.txt').read_text().strip()!r}")
 print("wall time per pipeline step (job):")
 for line in (run / "submit.txt").read_text().splitlines():

@@ -5,8 +5,10 @@
 set -euo pipefail
 
 : "${VENV:=.venv}"
-: "${PYTHON:=python3}"
-: "${APT_PACKAGES:=slurm-wlm munge shellcheck slurmdbd mariadb-server}"
+# The local cluster's jobs run as an unprivileged user with this venv, so its interpreter must be
+# one every user can run: the system's python3 first (a pyenv build under /root is not).
+: "${PYTHON:=$(command -v /usr/bin/python3 || command -v python3)}"
+: "${APT_PACKAGES:=slurm-wlm munge shellcheck slurmdbd mariadb-server python3-venv iproute2}"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -34,10 +36,24 @@ install_apt_packages() {
         apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# others_can_run FILE: FILE (symlinks resolved) and every directory above it let any user in
+others_can_run() {
+    local p
+    p=$(readlink -f "$1")
+    while [[ -n "$p" && "$p" != / ]]; do
+        (($(stat -c %a "$p" | awk '{ print substr($0, length($0)) }') & 1)) || return 1
+        p=$(dirname "$p")
+    done
+}
+
 install_python_env() {
     local stamp="${VENV}/.installed-pyproject-sha"
     local want
     want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+    if [[ -x "${VENV}/bin/python" ]] && ! others_can_run "${VENV}/bin/python"; then
+        log "recreating ${VENV}: its interpreter $(readlink -f "${VENV}/bin/python") is out of other users' reach"
+        rm -rf "$VENV"
+    fi
     if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
         log "venv up to date: ${VENV}"
         return

@@ -16,10 +16,34 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    """This process's umask (read, not changed, where /proc shows it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _as_if_created(path: Path, full_mode: int) -> None:
+    """Give a mkstemp/mkdtemp result (0600/0700 whatever the umask) the mode a plain create would have.
+
+    Outputs on the shared file system are read by the user's group (and exported to S3);
+    a setgid bit inherited from the parent directory is kept.
+    """
+    keep = path.stat().st_mode & 0o2000
+    os.chmod(path, keep | (full_mode & ~_umask()))
+
+
 def write_text_atomic(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        _as_if_created(Path(tmp), 0o666)
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, path)
@@ -56,6 +80,7 @@ def atomic_output_dir(output_dir: Path) -> Iterator[Path]:
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
     try:
+        _as_if_created(tmp, 0o777)
         yield tmp
         if output_dir.exists():
             output_dir.rmdir()

@@ -10,7 +10,9 @@
 : "${JOBS_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 : "${PROJECT_DIR:=$(cd "${JOBS_DIR}/.." && pwd)}"
 
-# --- where things live: everything under one shared root (FSx for Lustre on HyperPod)
+# --- where things live: everything under one shared root (FSx for Lustre on HyperPod). The root
+# is root-owned; the lifecycle prepares models/, s3/datasets/, s3/runs/ and envs/ for the default
+# user (lifecycle/provision/shared_tree.py). s3/ is exported to S3, so a run's outputs outlive FSx.
 : "${FSX_ROOT:=/fsx}"
 : "${RUN_NAME:=llama3-8b-lora}"
 : "${VENV_DIR:=${FSX_ROOT}/envs/neuron}"
@@ -18,7 +20,7 @@
 : "${MODEL_DIR:=${FSX_ROOT}/models/${MODEL_ID##*/}}"
 : "${DATASET_ID:=databricks/databricks-dolly-15k}"
 : "${DATASET_PATH:=${FSX_ROOT}/s3/datasets/${DATASET_ID##*/}}"
-: "${RUN_DIR:=${FSX_ROOT}/runs/${RUN_NAME}}"
+: "${RUN_DIR:=${FSX_ROOT}/s3/runs/${RUN_NAME}}"
 : "${LOG_DIR:=${RUN_DIR}/logs}"
 : "${OUTPUT_DIR:=${RUN_DIR}/train}"
 : "${COMPILE_DIR:=${RUN_DIR}/compile}"
@@ -26,13 +28,20 @@
 : "${MERGED_DIR:=${RUN_DIR}/merged}"
 : "${NEURON_CACHE_DIR:=${FSX_ROOT}/neuron-cache}"
 
+# jobs/submit needs the paths only: the rest is resolved by each job on its own nodes.
+if [[ "${JOBS_PATHS_ONLY:-0}" == 1 ]]; then
+    # shellcheck disable=SC2317 # sourced: return ends the sourcing, exit the caller
+    return 0 2>/dev/null || exit 0
+fi
+
 # --- backend: neuron on trn1, cuda where GPUs are, cpu elsewhere (the local cluster)
 : "${BACKEND:=auto}"
 : "${NEURON_DEVICE:=/dev/neuron0}"
 : "${NEURON_CORES_PER_NODE:=32}"
 : "${CPU_PROCS_PER_NODE:=1}"
-# auto: the model comes from the Hub on neuron/cuda; the cpu backend makes the tiny Llama instead
-: "${MODEL_SOURCE:=auto}"
+# hub: the model from the Hugging Face Hub; tiny: a tiny random Llama, only when asked for by name
+# (a step that landed on the wrong node must never put a toy model where the real one belongs)
+: "${MODEL_SOURCE:=hub}"
 
 # --- training: an empty value leaves the recipe's value
 : "${RECIPE:=${PROJECT_DIR}/training/recipes/llama3-8b-lora.yaml}"
@@ -69,6 +78,13 @@ resolve_backend() {
         auto)
             if [[ -e "$NEURON_DEVICE" ]]; then
                 echo neuron
+            elif [[ -r "${VENV_DIR}/neuron_env.sh" ]]; then
+                # The lifecycle writes the Neuron job environment onto the shared file system only
+                # when the cluster has Trainium workers: this node (a login node in the default
+                # partition?) is the wrong place, and a CPU run here would pass for the real one.
+                die "BACKEND=auto: $(hostname) has no Neuron device (${NEURON_DEVICE}) but this cluster's" \
+                    "workers do (${VENV_DIR}/neuron_env.sh): submit to the worker partition (PARTITION)," \
+                    "or set BACKEND=cpu to run on this node's CPUs on purpose"
             elif command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
                 echo cuda
             else
@@ -88,16 +104,14 @@ case "$BACKEND" in
     cpu) : "${PROCS_PER_NODE:=${CPU_PROCS_PER_NODE}}" ;;
 esac
 
-if [[ "$MODEL_SOURCE" == auto ]]; then
-    if [[ "$BACKEND" == cpu ]]; then MODEL_SOURCE=tiny; else MODEL_SOURCE=hub; fi
-fi
-
 # the venv's python, torchrun and neuron_parallel_compile come first
 if [[ -d "${VENV_DIR}/bin" ]]; then
     export VIRTUAL_ENV=${VENV_DIR}
     export PATH="${VENV_DIR}/bin:${PATH}"
 fi
 
+# torchrun steps start many processes per node: one thread each, unless set (one_process_per_node)
+OMP_NUM_THREADS_SET=${OMP_NUM_THREADS:-}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 export TOKENIZERS_PARALLELISM=false
 export PYTHONUNBUFFERED=1
@@ -159,11 +173,35 @@ export JOBS_DIR PROJECT_DIR FSX_ROOT RUN_NAME VENV_DIR MODEL_ID MODEL_DIR DATASE
     LORA_ALPHA LORA_DROPOUT LORA_TARGET_MODULES BF16 SEED EVAL_FRACTION TRAIN_EXTRA_ARGS COMPILE_MAX_STEPS \
     HYPERPOD_MARKER
 
-# job_start NAME: the banner every job log starts with
+# share_outputs PATH...: what this user wrote below each PATH gets the read bits its umask allows.
+# safetensors >= 0.8 creates its files 0600 whatever the umask (a temp file renamed into place:
+# https://github.com/safetensors/safetensors/issues/782), so models and adapters saved through it
+# (transformers, peft, the Trainer's checkpoints) would be private while every other output is not.
+share_outputs() {
+    local p
+    for p in "$@"; do
+        [[ -e "$p" ]] || continue
+        find "$p" -user "$(id -u)" \( -type f ! -perm -0044 -o -type d ! -perm -0055 \) \
+            -exec chmod +rX {} + 2>/dev/null || true
+    done
+}
+
+# job_start NAME: the banner every job log starts with; whatever way the job ends, its
+# outputs are left readable by the user's group (the run dir is exported to S3 as well)
 job_start() {
     log "START $1: job ${SLURM_JOB_ID:-none} on ${SLURM_JOB_NODELIST:-$(hostname)} (${SLURM_JOB_NUM_NODES:-1} node(s))," \
         "backend ${BACKEND}, run dir ${RUN_DIR}"
     JOB_T0=$SECONDS
+    trap 'share_outputs "$RUN_DIR" "$MODEL_DIR" "$DATASET_PATH"' EXIT
+}
+
+# one_process_per_node: a 1-task step on an --exclusive node (its srun step gets every CPU of
+# the allocation) runs as many threads as the node has CPUs, unless OMP_NUM_THREADS was set
+one_process_per_node() {
+    local cpus=${SLURM_CPUS_ON_NODE:-$(nproc)}
+    export OMP_NUM_THREADS=${OMP_NUM_THREADS_SET:-${cpus}}
+    export MKL_NUM_THREADS=${OMP_NUM_THREADS}
+    log "threads: OMP_NUM_THREADS=${OMP_NUM_THREADS} (${cpus} CPU(s) on $(hostname))"
 }
 
 # job_end NAME: the closing line, with the wall time a step took

@@ -1,4 +1,6 @@
-"""Entry point: `python3 -m provision run ...` (what on_create.sh calls) and `check-node`.
+"""Entry point: `python3 -m provision run ...` (what on_create.sh calls), `check-node`, and
+`shared-tree` (the jobs' directories on the shared file system, as the controller prepares
+them; localslurm/up.sh prepares its shared root with it).
 
 Exit status: 0 done, 1 a step failed (its name is printed), 2 bad input files.
 With --record, commands are recorded (and answered from --script) instead of run:
@@ -18,7 +20,8 @@ from provision.context import Context, Settings
 from provision.host import Host
 from provision.node import primary_ip, resolve_node
 from provision.orchestrator import StepFailed, provision
-from provision.runner import RecordingRunner, Runner, SubprocessRunner
+from provision.runner import CommandError, RecordingRunner, Runner, SubprocessRunner
+from provision.shared_tree import prepare_shared_tree
 
 BUNDLE_DIR = Path(__file__).resolve().parent.parent
 
@@ -34,6 +37,10 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("--ip", default=None, help="this node's IP (default: the primary interface's)")
         s.add_argument("--record", type=Path, default=None, help="dry run: append commands here, run none")
         s.add_argument("--script", type=Path, default=None, help="dry run: JSON rules answering recorded commands")
+    tree = sub.add_parser("shared-tree", help="prepare the jobs' directories on the shared file system")
+    tree.add_argument("--mount-point", required=True, help="where the shared file system is mounted")
+    tree.add_argument("--user", required=True, help="the user the jobs run as")
+    tree.add_argument("--root", type=Path, default=Path("/"), help="the node's filesystem root")
     run = sub.choices["run"]
     run.add_argument("--retry-delay", type=float, default=10.0, help="seconds between retries")
     run.add_argument("--slurm-conf-timeout", type=float, default=600.0, help="seconds to wait for slurm.conf")
@@ -52,6 +59,13 @@ def make_host(args: argparse.Namespace, retry_delay: float = 10.0) -> Host:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "shared-tree":
+        try:
+            prepare_shared_tree(Host(args.root, SubprocessRunner()), args.mount_point, args.user)
+        except (CommandError, OSError) as exc:
+            print(f"ERROR: shared tree under {args.mount_point}: {exc}", file=sys.stderr, flush=True)
+            return 1
+        return 0
     try:
         params = load_params(args.params)
         resources = load_resource_config(args.resource_config)

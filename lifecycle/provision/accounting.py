@@ -15,6 +15,10 @@ from provision.host import StepError
 from provision.slurm import start
 
 SLURMDBD_CONF = f"{SLURM_ETC}/slurmdbd.conf"
+# The node image's own slurmdbd.conf, with ${SLURM_DB_USER} and ${SLURM_DB_PASSWORD} placeholders: the
+# reference renders it with envsubst (awslabs/awsome-distributed-ai, 1.architectures/5.sagemaker-hyperpod/
+# LifecycleScripts/base-config/setup_mariadb_accounting.sh:86).
+SLURMDBD_TEMPLATE = f"{SLURMDBD_CONF}.template"
 ACCOUNTING_CONF = f"{SLURM_ETC}/accounting.conf"
 DB_NAME = "slurm_acct_db"
 DB_USER = "slurm"
@@ -47,6 +51,31 @@ def slurmdbd_conf(password: str, dbd_port: int, storage_host: str = "localhost",
         f"StoragePass={password}\n"
         f"StorageLoc={DB_NAME}\n"
     )
+
+
+# Settings the rest of the setup depends on: where slurmctld and MariaDB are, and how to log in.
+_WIRING = frozenset(k.lower() for k in ("AuthType", "DbdHost", "DbdPort", "SlurmUser", "StorageType", "StorageHost",
+                                        "StoragePort", "StorageUser", "StoragePass", "StorageLoc"))
+
+
+def from_template(template: str, ours: str, password: str) -> str:
+    """The image's template with its placeholders filled and our settings in place of its own.
+
+    What the template sets that the wiring does not depend on (archiving, purge times, log
+    and pid files) is kept; the database, port and authentication are ours.
+    """
+    text = template.replace("${SLURM_DB_USER}", DB_USER).replace("$SLURM_DB_USER", DB_USER)
+    text = text.replace("${SLURM_DB_PASSWORD}", password).replace("$SLURM_DB_PASSWORD", password)
+
+    def key(line: str) -> str:
+        return line.split("=", 1)[0].strip().lower() if "=" in line and not line.lstrip().startswith("#") else ""
+
+    image_keys = {key(line) for line in text.splitlines()} - {""}
+    settings = [line for line in ours.splitlines() if key(line) in _WIRING or (key(line) and key(line) not in image_keys)]
+    forced = {key(line) for line in settings}
+    kept = [line for line in text.splitlines() if key(line) not in forced]
+    header = "# Written by the HyperPod lifecycle scripts from the image's slurmdbd.conf.template.\n"
+    return header + "\n".join([*kept, *settings]) + "\n"
 
 
 def existing_password(ctx: Context) -> str | None:
@@ -87,6 +116,9 @@ def slurm_accounting(ctx: Context) -> None:
     start(ctx, "mariadb")
     password = existing_password(ctx) or secrets.token_hex(16)
     dbd_conf = slurmdbd_conf(password, ctx.settings.dbd_port)
+    template = ctx.host.read(SLURMDBD_TEMPLATE)
+    if template is not None:
+        dbd_conf = from_template(template, dbd_conf, password)
     if ctx.host.read(SLURMDBD_CONF) != dbd_conf:
         run(["mysql", "--user=root"], stdin=database_sql(password))
     dbd_changed = ctx.host.write(SLURMDBD_CONF, dbd_conf, mode=0o600, owner="slurm")

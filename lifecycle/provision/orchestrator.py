@@ -13,6 +13,7 @@ from provision.fsx import mount_fsx
 from provision.home import shared_home
 from provision.neuron import neuron_compile_cache, neuron_env, neuron_venv
 from provision.node import Role
+from provision.shared_tree import prepare_shared_tree
 from provision.slurm import start_slurmctld, start_slurmd, wait_slurm_conf
 
 ALL = frozenset(Role)
@@ -34,10 +35,16 @@ def _trainium(ctx: Context) -> bool:
     return ctx.node.is_trainium
 
 
+def shared_tree(ctx: Context) -> None:
+    prepare_shared_tree(ctx.host, ctx.params.fsx_mount_point, ctx.params.default_user)
+
+
 STEPS = (
     Step("install_bundle", install_bundle, ALL),
     Step("mount_fsx", mount_fsx, ALL),
     Step("shared_home", shared_home, ALL),
+    # FSx is shared: the controller prepares the jobs' tree once for the whole cluster.
+    Step("shared_tree", shared_tree, frozenset({Role.CONTROLLER})),
     Step("wait_slurm_conf", wait_slurm_conf, frozenset({Role.CONTROLLER})),
     Step("slurm_accounting", slurm_accounting, frozenset({Role.CONTROLLER}), _accounting_on),
     Step("start_slurmctld", start_slurmctld, frozenset({Role.CONTROLLER})),

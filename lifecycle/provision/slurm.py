@@ -94,12 +94,21 @@ def start_slurmctld(ctx: Context) -> None:
 
 
 def slurmd_dropin(ctx: Context) -> str:
-    """A systemd drop-in giving slurmd --conf-server; fits the AMI's unit whichever way it is written."""
+    """A systemd drop-in that starts slurmd with --conf-server, written into ExecStart itself.
+
+    Not through `Environment="SLURMD_OPTIONS=..."`: the AMI's unit reads
+    `EnvironmentFile=-/etc/default/slurmd`, and variables from an EnvironmentFile= override
+    those set with Environment= (systemd.exec(5)), so an SLURMD_OPTIONS there would drop the
+    conf server. The reference writes the option into the unit's text for the same reason
+    (awslabs/awsome-distributed-ai, 1.architectures/5.sagemaker-hyperpod/LifecycleScripts/
+    base-config/start_slurm.sh:92, envsubst of SLURMD_OPTIONS into slurmd.service). The
+    unit's own $SLURMD_OPTIONS stays, so options set in /etc/default/slurmd still apply.
+    """
     servers = ",".join(ctx.node.controller_ips)
     options = f"--conf-server {servers}"
-    unit = ctx.host.read(SLURMD_UNIT) or ""
-    if "SLURMD_OPTIONS" in unit or not unit:
-        return f'[Service]\nEnvironment="SLURMD_OPTIONS={options}"\n'
+    unit = ctx.host.read(SLURMD_UNIT)
+    if unit is None:
+        raise StepError(f"{SLURMD_UNIT} not found: the node image's slurmd unit is needed to start slurmd")
     execs: list[str] = re.findall(r"^ExecStart=(.+)$", unit, flags=re.MULTILINE)
     if not execs:
         raise StepError(f"{SLURMD_UNIT} has no ExecStart line to add {options} to")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,10 +15,18 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 JOBS = ROOT / "jobs"
 LOCALSLURM = ROOT / "localslurm"
+# The lifecycle's provision package (stdlib only), for the facts jobs and lifecycle share.
+if str(ROOT / "lifecycle") not in sys.path:
+    sys.path.insert(0, str(ROOT / "lifecycle"))
 
 # The tests' own cluster, next to (not instead of) the one `make demo` uses.
 TEST_CLUSTER_DIR = Path(os.environ.get("JOBS_TEST_CLUSTER_DIR", ROOT / ".state" / "localslurm" / "pytest"))
 TEST_PORT_BASE = int(os.environ.get("JOBS_TEST_PORT_BASE", "16827"))
+
+# The unprivileged user the cluster's jobs run as (localslurm/user.sh), as on HyperPod.
+JOB_USER = os.environ.get("LOCALSLURM_USER") or ("ubuntu" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name)
+# The workers' partition of the local cluster; the default partition (dev) holds the login node too.
+WORKER_PARTITION = "local"
 
 # Few, quick steps: the chain is proven, not the model.
 QUICK_TRAINING = {"MAX_STEPS": "12", "SAVE_STEPS": "4", "MAX_NEW_TOKENS": "8"}
@@ -66,8 +76,12 @@ class LocalCluster:
     def fsx(self) -> Path:
         return self.state_dir / "fsx"
 
+    @property
+    def datasets(self) -> Path:
+        return self.fsx / "s3" / "datasets"
+
     def run_dir(self, run_name: str) -> Path:
-        return self.fsx / "runs" / run_name
+        return self.fsx / "s3" / "runs" / run_name
 
     def run(self, *cmd: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(cmd, env=self.env, cwd=ROOT, text=True, capture_output=True, timeout=timeout,
@@ -75,9 +89,10 @@ class LocalCluster:
 
     def submit(self, *steps: str, run_name: str, settings: dict[str, str] | None = None, wait: bool = True,
                timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        """jobs/submit with the local pipeline profile (localslurm/pipeline.sh) and `settings` on top."""
+        """jobs/submit as the cluster's unprivileged user (localslurm/as-user.sh), with the local
+        pipeline profile (localslurm/pipeline.sh) and `settings` on top."""
         env = {**self.env, "RUN_NAME": run_name, "POLL_S": "1", **(settings or {})}
-        script = 'source localslurm/pipeline.sh && exec jobs/submit "$@"'
+        script = 'source localslurm/pipeline.sh && exec localslurm/as-user.sh jobs/submit "$@"'
         args = (["--wait"] if wait else []) + list(steps)
         return subprocess.run(["bash", "-c", script, "submit", *args], env=env, cwd=ROOT, text=True,
                               capture_output=True, timeout=timeout, check=False)

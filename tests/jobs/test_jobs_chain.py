@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import pwd
+import re
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
 import pytest
-from jobs_helpers import QUICK_TRAINING, LocalCluster, parse_submitted, read_json
+from jobs_helpers import JOB_USER, QUICK_TRAINING, WORKER_PARTITION, LocalCluster, parse_submitted, read_json
 
 pytestmark = pytest.mark.slurm
 
@@ -47,6 +50,38 @@ def test_every_step_completed(chain: Chain) -> None:
     assert states == dict.fromkeys(STEPS, "COMPLETED")
 
 
+def test_every_step_ran_as_the_clusters_unprivileged_user(chain: Chain) -> None:
+    records = chain.cluster.jobcomp()
+    uid = pwd.getpwnam(JOB_USER).pw_uid
+    assert {records[job]["UserId"] for job in chain.ids.values()} == {f"{JOB_USER}({uid})"}
+
+
+def test_every_step_ran_in_the_worker_partition_not_the_default_one_with_the_login_node(chain: Chain) -> None:
+    records = chain.cluster.jobcomp()
+    assert {records[job]["Partition"] for job in chain.ids.values()} == {WORKER_PARTITION}
+    assert not [job for job in chain.ids.values() if "login" in records[job]["NodeList"]]
+
+
+def test_the_runs_outputs_lie_in_the_tree_exported_to_s3(chain: Chain) -> None:
+    assert chain.run_dir.relative_to(chain.cluster.fsx).parts[:2] == ("s3", "runs")
+    assert {"train", "adapter", "merged", "logs"} <= {p.name for p in chain.run_dir.iterdir()}
+
+
+def test_the_merged_model_belongs_to_the_user(chain: Chain) -> None:
+    merged = chain.run_dir / "merged"
+    owners = {pwd.getpwuid(p.stat().st_uid).pw_name for p in [merged, *merged.rglob("*")]}
+    assert owners == {JOB_USER}
+
+
+def test_every_output_of_the_run_is_readable_by_the_users_group(chain: Chain) -> None:
+    def group_can_read(path: Path) -> bool:
+        need = stat.S_IRGRP | (stat.S_IXGRP if path.is_dir() else 0)
+        return path.stat().st_mode & need == need
+
+    unreadable = [str(p) for p in [chain.run_dir, *chain.run_dir.rglob("*")] if not group_can_read(p)]
+    assert unreadable == []
+
+
 def test_training_ran_one_process_on_each_of_the_two_nodes(chain: Chain) -> None:
     record = chain.cluster.jobcomp()[chain.ids["train"]]
     assert (record["NodeCnt"], record["NodeList"]) == ("2", "node[1-2]")
@@ -70,7 +105,7 @@ def test_training_wrote_the_loss_curve_and_the_adapter(chain: Chain) -> None:
 
 
 def test_the_download_step_creates_the_tiny_model_instead_and_says_so(chain: Chain) -> None:
-    assert "no Hub download here; creating the tiny Llama instead" in chain.log("download")
+    assert "MODEL_SOURCE=tiny (backend cpu): no Hub download; creating the tiny Llama instead" in chain.log("download")
     assert (chain.run_dir / "model" / "config.json").is_file()
 
 
@@ -96,3 +131,11 @@ def test_the_merged_model_loads_and_generates(chain: Chain) -> None:
 def test_the_generate_step_writes_its_answer_to_the_run_dir(chain: Chain) -> None:
     assert (chain.run_dir / "generation.txt").is_file()
     assert f"END generate: job {chain.ids['generate']} succeeded" in chain.log("generate")
+
+
+def test_the_one_node_steps_run_a_thread_per_cpu_of_their_node(chain: Chain) -> None:
+    # cons_tres gives a 1-task job one CPU unless it asks for more: merge and generate would run single-threaded
+    node = chain.cluster.run("scontrol", "show", "node", "-o", "node1").stdout
+    cpus = int(re.search(r"CPUTot=(\d+)", node).group(1))  # type: ignore[union-attr]
+    for step in ("consolidate", "merge", "generate"):
+        assert f"threads: OMP_NUM_THREADS={cpus} ({cpus} CPU(s)" in chain.log(step), step

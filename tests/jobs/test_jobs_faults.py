@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.slurm
 def tiny_assets(local_cluster: LocalCluster) -> dict[str, str]:
     """A tiny model and data set made by the download step, shared by the tests here."""
     assets = {"MODEL_DIR": str(local_cluster.fsx / "models" / "tiny-llama"),
-              "DATASET_PATH": str(local_cluster.fsx / "data" / "dolly-tiny.jsonl")}
+              "DATASET_PATH": str(local_cluster.datasets / "dolly-tiny.jsonl")}
     result = local_cluster.submit("download", run_name="assets", settings=assets)
     assert result.returncode == 0, result.stdout + result.stderr
     return assets
@@ -68,3 +69,16 @@ def test_a_requeued_training_job_resumes_from_its_last_checkpoint_and_loses_no_s
     assert summary["resumed_from_step"] >= kill_after
     assert summary["steps"] == max_steps
     assert logged_steps(out / "metrics.jsonl") == list(range(1, max_steps + 1))
+
+
+def test_submit_wait_fails_with_slurms_reason_when_a_job_can_never_start(local_cluster: LocalCluster,
+                                                                        tiny_assets: dict[str, str]) -> None:
+    # the worker partition has two nodes: a 3-node training job would wait forever
+    result = local_cluster.submit("train", "consolidate", run_name="too-many-nodes",
+                                  settings={**tiny_assets, **QUICK_TRAINING, "NODES": "3"}, timeout=120)
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1
+    assert re.search(r"step train \(job \d+\) can never start: Slurm's reason is (PartitionConfig|PartitionNodeLimit)",
+                     result.stderr), result.stderr
+    ids = parse_submitted(result.stdout)
+    assert local_cluster.queued(list(ids.values())) == []

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import subprocess
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from jobs_helpers import LOCALSLURM, ROOT, TEST_PORT_BASE, cluster_env
+from jobs_helpers import JOB_USER, LOCALSLURM, ROOT, TEST_PORT_BASE, cluster_env
 
 pytestmark = pytest.mark.slurm
 
-DAEMONS = ("munge/munged.pid", "run/slurmctld.pid", "run/slurmd-node1.pid", "run/slurmd-node2.pid")
+DAEMONS = ("munge/munged.pid", "run/slurmctld.pid", "run/slurmd-node1.pid", "run/slurmd-node2.pid",
+           "run/slurmd-login1.pid")
 
 
 def pids(state: Path) -> dict[str, int]:
@@ -28,11 +33,17 @@ def alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def scratch_cluster(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
-    state = tmp_path / "ls"
+def scratch_cluster() -> Iterator[tuple[Path, dict[str, str]]]:
+    # not pytest's tmp_path: its parents are private to root, and the job user must reach the shared root
+    top = Path(tempfile.mkdtemp(prefix="localslurm-", dir="/tmp"))
+    top.chmod(0o755)
+    state = top / "ls"
     env = cluster_env(state, TEST_PORT_BASE + 10)
-    yield state, env
-    subprocess.run(["bash", str(LOCALSLURM / "down.sh")], env=env, cwd=ROOT, capture_output=True, check=False)
+    try:
+        yield state, env
+    finally:
+        subprocess.run(["bash", str(LOCALSLURM / "down.sh")], env=env, cwd=ROOT, capture_output=True, check=False)
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def up(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -40,12 +51,34 @@ def up(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           timeout=120, check=True)
 
 
-def test_up_brings_two_idle_nodes(scratch_cluster: tuple[Path, dict[str, str]]) -> None:
+def sinfo(env: dict[str, str], fmt: str) -> list[str]:
+    out = subprocess.run(["sinfo", "-h", "-N", "-o", fmt], env=env, text=True, capture_output=True, check=True).stdout
+    return sorted(line.strip() for line in out.splitlines() if line.strip())
+
+
+def test_up_brings_two_idle_workers_and_a_login_node(scratch_cluster: tuple[Path, dict[str, str]]) -> None:
     _, env = scratch_cluster
     up(env)
-    nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %t"], env=env, text=True, capture_output=True,
-                           check=True).stdout.split("\n")
-    assert [n for n in nodes if n] == ["node1 idle", "node2 idle"]
+    assert sorted(set(sinfo(env, "%N %t"))) == ["login1 idle", "node1 idle", "node2 idle"]
+
+
+def test_the_default_partition_holds_the_login_node_as_on_hyperpod(
+        scratch_cluster: tuple[Path, dict[str, str]]) -> None:
+    _, env = scratch_cluster
+    up(env)
+    assert sinfo(env, "%N %P") == ["login1 dev*", "node1 dev*", "node1 local", "node2 dev*", "node2 local"]
+
+
+def test_the_shared_root_belongs_to_root_and_its_tree_to_the_job_user(
+        scratch_cluster: tuple[Path, dict[str, str]]) -> None:
+    state, env = scratch_cluster
+    up(env)
+    fsx = state / "fsx"
+    assert (fsx.stat().st_uid, fsx.stat().st_mode & 0o7777) == (os.geteuid(), 0o755)
+    uid = pwd.getpwnam(JOB_USER).pw_uid
+    tree = {str(p.relative_to(fsx)): (p.stat().st_uid, p.stat().st_mode & 0o7777)
+            for p in (fsx / "models", fsx / "s3" / "datasets", fsx / "s3" / "runs", fsx / "envs")}
+    assert tree == dict.fromkeys(["models", "s3/datasets", "s3/runs", "envs"], (uid, 0o2755))
 
 
 def test_up_reuses_a_running_cluster(scratch_cluster: tuple[Path, dict[str, str]]) -> None:
@@ -64,3 +97,41 @@ def test_down_stops_every_daemon_up_started(scratch_cluster: tuple[Path, dict[st
     assert len(started) == len(DAEMONS)
     subprocess.run(["bash", str(LOCALSLURM / "down.sh")], env=env, cwd=ROOT, capture_output=True, check=True)
     assert [name for name, pid in started.items() if alive(pid)] == []
+
+
+def test_a_second_cluster_on_ports_in_use_fails_at_once_naming_the_port_and_starts_nothing(
+        scratch_cluster: tuple[Path, dict[str, str]]) -> None:
+    state, env = scratch_cluster
+    up(env)
+    ctld_log = state / "log" / "slurmctld.log"
+    seen = ctld_log.read_text()
+    other = Path(tempfile.mkdtemp(prefix="localslurm-", dir="/tmp"))
+    try:
+        began = time.monotonic()
+        second = subprocess.run(["bash", str(LOCALSLURM / "up.sh")], env=cluster_env(other / "ls", TEST_PORT_BASE + 10),
+                                cwd=ROOT, text=True, capture_output=True, timeout=120, check=False)
+        took = time.monotonic() - began
+        assert second.returncode == 2
+        assert second.stderr.splitlines() == [
+            f"error: port {TEST_PORT_BASE + 10} (slurmctld) is already in use, by another cluster or program: "
+            "set LOCALSLURM_CTLD_PORT (and the other LOCALSLURM_*_PORT) to free ports, or stop what listens there"]
+        assert took < 15
+        assert pids(other / "ls") == {}  # no munged of its own left running
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
+    assert "auth" not in ctld_log.read_text()[len(seen):].lower()  # nothing signed with another key reached it
+
+
+def test_up_with_other_ports_while_the_cluster_runs_refuses_and_changes_nothing(
+        scratch_cluster: tuple[Path, dict[str, str]]) -> None:
+    state, env = scratch_cluster
+    up(env)
+    conf = (state / "etc" / "slurm.conf").read_text()
+    running = pids(state)
+    moved = subprocess.run(["bash", str(LOCALSLURM / "up.sh")], env=cluster_env(state, TEST_PORT_BASE + 20), cwd=ROOT,
+                           text=True, capture_output=True, timeout=120, check=False)
+    assert moved.returncode == 2
+    assert len(moved.stderr.splitlines()) == 1
+    assert moved.stderr.startswith(f"error: the cluster in {state} is running with other settings")
+    assert (state / "etc" / "slurm.conf").read_text() == conf
+    assert pids(state) == running and all(alive(pid) for pid in running.values())

@@ -10,6 +10,8 @@ the AMI, or already provisioned (what the first run's commands leave behind).
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -17,7 +19,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 LIFECYCLE = REPO / "lifecycle"
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# The example inputs the README's dry run uses (lifecycle/dry_run.sh) are the tests' fixtures too.
+FIXTURES = LIFECYCLE / "examples"
 sys.path.insert(0, str(LIFECYCLE))
 
 from provision.config import load_params, load_resource_config  # noqa: E402
@@ -32,7 +35,11 @@ LOGIN_IP = "10.1.0.20"
 WORKER_IP = "10.1.1.31"
 PARAMS = FIXTURES / "provisioning_parameters.json"
 RESOURCES = FIXTURES / "resource_config.json"
-LUSTRE = "fs-0123456789abcdef0.fsx.us-west-2.amazonaws.com@tcp:/abcdefgh"
+FSX_DNS = "fs-0123456789abcdef0.fsx.us-west-2.amazonaws.com"
+FSX_IP = "10.1.0.45"  # the file system's address, what its DNS name resolves to
+LUSTRE = f"{FSX_DNS}@tcp:/abcdefgh"  # what the lifecycle mounts (and writes to fstab)
+# What the kernel shows in /proc/mounts once mounted: the MGS's NID, an IP, not the DNS name.
+LUSTRE_MOUNTED = f"{FSX_IP}@tcp:/abcdefgh"
 OLD_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHyperPodProvidedKeyForTheDefaultUser operator@laptop"
 
 # Commands that only look: the second run of a provisioned node may issue these and nothing else.
@@ -45,19 +52,9 @@ def rule(prefix: list[str], *results: dict[str, Any]) -> dict[str, Any]:
 
 
 def fresh_rules() -> list[dict[str, Any]]:
-    """A node straight from the AMI: nothing mounted, daemons stopped, home in /home."""
-    return [
-        rule(["mountpoint"], {"rc": 1}),
-        rule(["getent", "passwd", "ubuntu"], {"stdout": "ubuntu:x:1000:1000:Ubuntu:/home/ubuntu:/bin/bash\n"}),
-        rule(["dpkg-query"], {"rc": 1, "stdout": ""}),
-        # each unit: inactive when first asked, active once started
-        *(
-            rule(["systemctl", "is-active", "--quiet", unit], {"rc": 3}, {"rc": 0})
-            for unit in ("slurmd", "slurmctld", "slurmdbd", "mariadb")
-        ),
-        rule(["systemctl", "is-enabled"], {"rc": 0, "stdout": "enabled\n"}),
-        rule(["scontrol", "ping"], {"stdout": "Slurmctld(primary) at ip-10-1-0-10 is UP\n"}),
-    ]
+    """A node straight from the AMI: nothing mounted, daemons stopped, home in /home (the dry run's answers)."""
+    rules: list[dict[str, Any]] = json.loads((FIXTURES / "fresh_node_answers.json").read_text())["rules"]
+    return rules
 
 
 def provisioned_rules() -> list[dict[str, Any]]:
@@ -69,6 +66,8 @@ def provisioned_rules() -> list[dict[str, Any]]:
         rule(["systemctl", "is-active"], {"rc": 0}),
         rule(["systemctl", "is-enabled"], {"rc": 1, "stdout": "masked\n"}),
         rule(["scontrol", "ping"], {"stdout": "Slurmctld(primary) at ip-10-1-0-10 is UP\n"}),
+        rule(["getent", "ahostsv4", FSX_DNS], {"stdout": f"{FSX_IP}      STREAM {FSX_DNS}\n{FSX_IP}      DGRAM\n"}),
+        rule(["apt-mark", "showhold"], {"stdout": "lustre-client-modules-aws\n"}),
     ]
 
 
@@ -91,17 +90,18 @@ def make_root(path: Path) -> Path:
     (path / "opt/slurm/etc/accounting.conf").write_text("")
     (path / "etc/systemd/system").mkdir(parents=True)
     shutil.copy(FIXTURES / "slurmd.service", path / "etc/systemd/system/slurmd.service")
-    (path / "etc/systemd/system/slurmctld.service").write_text(
-        "[Service]\nExecStart=/opt/slurm/sbin/slurmctld -D -s $SLURMCTLD_OPTIONS\n"
-    )
+    shutil.copy(FIXTURES / "slurmctld.service", path / "etc/systemd/system/slurmctld.service")
     (path / "dev").mkdir()
+    # FSx is mounted root-owned 0755 on HyperPod: the default user can create nothing at its top.
+    (path / "fsx").mkdir(mode=0o755)
+    os.chown(path / "fsx", 0, 0)
     return path
 
 
 def mark_mounted(root: Path) -> None:
     """What the kernel shows once the recorded mount has happened."""
     with (root / "proc/mounts").open("a") as f:
-        f.write(f"{LUSTRE} /fsx lustre rw,noatime,flock,lazystatfs 0 0\n")
+        f.write(f"{LUSTRE_MOUNTED} /fsx lustre rw,noatime,flock,lazystatfs 0 0\n")
 
 
 def run_node(
@@ -131,4 +131,5 @@ def mutating(commands: list[list[str]]) -> list[list[str]]:
         c
         for c in commands
         if c[0] not in PROBES and not (c[0] == "systemctl" and c[1] in SYSTEMCTL_PROBES)
+        and c[:2] != ["apt-mark", "showhold"]
     ]

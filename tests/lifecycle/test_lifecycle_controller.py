@@ -71,7 +71,7 @@ def test_slurmd_unit_is_moved_aside_so_it_never_starts_on_the_controller(control
 def test_controller_gets_fsx_and_the_shared_home_but_no_neuron_venv(controller):
     root, runner = controller
     assert ["usermod", "--home", "/fsx/ubuntu", "ubuntu"] in runner.commands
-    assert not (root / "fsx/envs").exists()
+    assert not (root / "fsx/envs/neuron").exists()  # envs/ itself is the user's (test_lifecycle_shared_tree)
     assert not (root / "fsx/neuron-cache").exists()
 
 

@@ -103,7 +103,7 @@ def test_python3_venv_comes_from_apt_with_a_dpkg_lock_timeout(worker):
 def test_slurmd_starts_last_with_the_controller_as_conf_server(worker):
     root, commands = worker
     dropin = (root / "etc/systemd/system/slurmd.service.d/50-conf-server.conf").read_text()
-    assert dropin == '[Service]\nEnvironment="SLURMD_OPTIONS=--conf-server 10.1.0.10"\n'
+    assert dropin == "[Service]\nExecStart=\nExecStart=/opt/slurm/sbin/slurmd -D -s $SLURMD_OPTIONS --conf-server 10.1.0.10\n"
     start = index(commands, ["systemctl", "enable", "--now", "slurmd"])
     assert start > index(commands, [str(root / "fsx/envs/neuron/bin/pip")])
     assert (root / "etc/systemd/system/slurmctld.service.disabled-by-lifecycle").is_file()
@@ -168,6 +168,18 @@ def test_fsx_mount_point_taken_by_another_filesystem_is_an_error(root: Path):
     runner = recorder([rule(["mountpoint"], {"rc": 0}), *fresh_rules()])
     with pytest.raises(StepFailed, match=r"/fsx is already a mount point of /dev/nvme1n1 \(ext4\)"):
         run_node(root, WORKER_IP, runner)
+
+
+def test_the_conf_server_survives_options_set_in_the_units_environment_file(root: Path):
+    # The AMI's unit reads EnvironmentFile=-/etc/default/slurmd, whose variables override any
+    # Environment= of a drop-in (systemd.exec(5)): the conf server must not travel in SLURMD_OPTIONS.
+    (root / "etc/default").mkdir(parents=True)
+    (root / "etc/default/slurmd").write_text('SLURMD_OPTIONS="-M"\n')
+    run_node(root, WORKER_IP, recorder(fresh_rules()))
+    dropin = (root / "etc/systemd/system/slurmd.service.d/50-conf-server.conf").read_text()
+    (execstart,) = [line for line in dropin.splitlines() if line.startswith("ExecStart=/")]
+    assert execstart.endswith(" --conf-server 10.1.0.10")
+    assert "Environment=" not in dropin
 
 
 def test_slurmd_unit_without_options_variable_gets_an_execstart_override(root: Path):

@@ -1,0 +1,49 @@
+"""The README's lifecycle dry run, run exactly as written, from the repository's own files."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+from lifecycle_fakes import REPO
+
+README = (REPO / "README.md").read_text()
+
+
+def readme_command() -> str:
+    section = README[README.index("## Node bootstrap"):README.index("## Running the pipeline")]
+    (command,) = re.findall(r"```bash\n\s*(.+?)\n\s*```", section)
+    return command.strip()
+
+
+def dry_run(tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PROVISION", "SAGEMAKER_", "NODE_IP"))}
+    return subprocess.run(["bash", "-c", readme_command()], cwd=REPO, env={**env, "DRY_RUN_DIR": str(tmp_path)},
+                          text=True, capture_output=True, timeout=120, check=False)
+
+
+def test_the_readme_documents_one_command(tmp_path: Path):
+    assert readme_command() == "bash lifecycle/dry_run.sh"
+
+
+def test_the_dry_run_provisions_each_role_on_a_fake_root(tmp_path: Path):
+    result = dry_run(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for role, last_step in (("controller", "start_slurmctld"), ("login", "start_slurmd"), ("worker", "start_slurmd")):
+        log = (tmp_path / role / "on_create.log").read_text()
+        assert f"<== {last_step} ok" in log and "provisioning of" in log, role
+    assert "AccountingStorageType=accounting_storage/slurmdbd" in (
+        tmp_path / "controller/root/opt/slurm/etc/accounting.conf").read_text()
+    assert (tmp_path / "worker/root/fsx/envs/neuron/neuron_env.sh").is_file()
+    assert "--conf-server 10.1.0.10" in (
+        tmp_path / "login/root/etc/systemd/system/slurmd.service.d/50-conf-server.conf").read_text()
+
+
+def test_the_dry_run_records_the_commands_instead_of_running_them(tmp_path: Path):
+    assert dry_run(tmp_path).returncode == 0
+    commands = [json.loads(line)["argv"] for line in (tmp_path / "worker/commands.jsonl").read_text().splitlines()]
+    mount = [c for c in commands if c[:3] == ["mount", "-t", "lustre"]]
+    assert mount and mount[0][-1] == str(tmp_path / "worker/root/fsx")
