@@ -6,7 +6,8 @@ set -euo pipefail
 
 : "${VENV:=.venv}"
 : "${PYTHON:=python3}"
-: "${APT_PACKAGES:=slurm-wlm munge shellcheck slurmdbd mariadb-server}"
+# chromium: the report page is checked in a real headless browser (tests/report)
+: "${APT_PACKAGES:=slurm-wlm munge shellcheck slurmdbd mariadb-server chromium}"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
