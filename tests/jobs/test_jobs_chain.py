@@ -12,7 +12,7 @@ from jobs_helpers import QUICK_TRAINING, LocalCluster, parse_submitted, read_jso
 
 pytestmark = pytest.mark.slurm
 
-STEPS = ["env", "download", "compile", "train", "consolidate", "merge", "generate"]
+STEPS = ["env", "download", "compile", "train", "consolidate", "merge", "evaluate", "generate", "report"]
 
 
 @dataclass(frozen=True)
@@ -96,3 +96,26 @@ def test_the_merged_model_loads_and_generates(chain: Chain) -> None:
 def test_the_generate_step_writes_its_answer_to_the_run_dir(chain: Chain) -> None:
     assert (chain.run_dir / "generation.txt").is_file()
     assert f"END generate: job {chain.ids['generate']} succeeded" in chain.log("generate")
+
+
+def test_the_evaluate_step_scores_both_models_on_the_split_training_held_out(chain: Chain) -> None:
+    heldout = read_json(chain.run_dir / "train" / "heldout.json")
+    results = read_json(chain.run_dir / "evaluation.json")
+    assert results["heldout"]["examples_scored"] == min(len(heldout["examples"]), 64) > 0
+    assert set(results["models"]) == {"base", "merged"}
+    assert results["models"]["base"]["tokens"] == results["models"]["merged"]["tokens"] > 0
+    assert [g["instruction"] for g in results["generations"]] == [e["instruction"] for e in heldout["examples"][:4]]
+    log = chain.log("evaluate")
+    assert "evaluate: device cpu" in log
+    assert f"END evaluate: job {chain.ids['evaluate']} succeeded" in log
+
+
+def test_the_report_step_writes_the_report_into_the_run_and_the_export_dir(chain: Chain) -> None:
+    page = (chain.run_dir / "report" / "report.html").read_text()
+    exported = chain.cluster.fsx / "s3" / "reports" / "chain" / "report.html"
+    assert exported.is_file()
+    # every earlier job of the chain is in the jobs table, with its wall time (no Slurm accounting here)
+    for step in STEPS[:-1]:
+        assert f"<td>{step}</td><td>{chain.ids[step]}</td>" in page
+    assert "START/END log lines" in page
+    assert (chain.run_dir / "report" / "report.md").is_file()

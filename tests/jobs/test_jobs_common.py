@@ -82,7 +82,7 @@ def test_srun_has_no_auto_resume_elsewhere(tmp_path: Path) -> None:
 
 def test_every_path_lives_under_fsx_root(tmp_path: Path) -> None:
     names = ("VENV_DIR", "MODEL_DIR", "DATASET_PATH", "RUN_DIR", "LOG_DIR", "OUTPUT_DIR", "COMPILE_DIR",
-             "ADAPTER_DIR", "MERGED_DIR", "NEURON_CACHE_DIR")
+             "ADAPTER_DIR", "MERGED_DIR", "REPORT_EXPORT_DIR", "NEURON_CACHE_DIR")
     got = values(tmp_path, *names)
     assert all(got[n].startswith(f"{tmp_path}/fsx/") for n in names), got
 
