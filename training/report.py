@@ -112,14 +112,25 @@ _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:72rem;
 padding:0 1rem;color:#1b1f24;line-height:1.45}
 h1{margin-bottom:.2rem}.sub{color:#57606a;margin-top:0}
-table{border-collapse:collapse;margin:.8rem 0;width:100%}
-th,td{border:1px solid #d0d7de;padding:.35rem .6rem;text-align:left;vertical-align:top;white-space:pre-wrap}
+table{border-collapse:collapse;margin:.8rem 0;width:100%;table-layout:fixed}
+th,td{border:1px solid #d0d7de;padding:.35rem .6rem;text-align:left;vertical-align:top;white-space:pre-wrap;
+overflow-wrap:anywhere}
 th{background:#f6f8fa}img{max-width:100%;height:auto;border:1px solid #d0d7de}
 """
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _text(value: str) -> str:
+    """Model output may hold any code point; control characters (not valid in HTML) show as U+FFFD."""
+    return _CONTROL.sub("\ufffd", value)
+
+
 def to_html(doc: Document) -> str:
-    esc = html.escape
+    def esc(value: str) -> str:
+        return html.escape(_text(value))
+
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width,initial-scale=1">',
              f"<title>{esc(doc.title)}</title><style>{_CSS}</style></head><body>",
@@ -129,8 +140,9 @@ def to_html(doc: Document) -> str:
         for block in section.blocks:
             if isinstance(block, Table):
                 head = "".join(f"<th>{esc(h)}</th>" for h in block.headers)
+                thead = f"<thead><tr>{head}</tr></thead>" if any(block.headers) else ""  # key/value tables
                 body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in block.rows)
-                parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+                parts.append(f"<table>{thead}<tbody>{body}</tbody></table>")
             elif isinstance(block, Image):
                 data = base64.b64encode(block.png).decode("ascii")
                 parts.append(f'<p><img src="data:image/png;base64,{data}" alt="{esc(block.alt)}"></p>')
@@ -141,7 +153,7 @@ def to_html(doc: Document) -> str:
 
 
 def _md_cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", "<br>")
+    return _text(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", "<br>")
 
 
 def to_markdown(doc: Document) -> str:
@@ -208,7 +220,7 @@ def job_records(run_dir: Path, use_sacct: bool) -> JobRecords:
     out = subprocess.run(["sacct", "-X", "--parsable2", "--noheader", f"--format={SACCT_FORMAT}", "-j", ids],
                          capture_output=True, text=True, timeout=60, check=False)
     if out.returncode != 0 or not out.stdout.strip():
-        why = (out.stderr.strip().splitlines() or ["no records"])[-1]
+        why = (out.stderr.strip().splitlines() or ["no records"])[-1].removeprefix("sacct: ")
         return JobRecords(jobs_from_logs(logs), f"the jobs' START/END log lines (sacct: {why})")
     return JobRecords(parse_sacct(out.stdout.splitlines()), "Slurm accounting (sacct)")
 

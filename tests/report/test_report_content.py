@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from pathlib import Path
 
@@ -15,8 +17,8 @@ def make_report(tmp_path: Path, **kwargs: object) -> tuple[str, str]:
     run = tmp_path / "llama3-run"
     if not run.exists():
         write_run(run, **{k: v for k, v in kwargs.items() if k in ("backend", "evaluation")})  # type: ignore[arg-type]
-    args = {"region": "us-west-2", **{k: v for k, v in kwargs.items() if k not in ("backend", "evaluation")}}
-    page = main(ReportArguments(run_dir=str(run), use_sacct=False, **args))  # type: ignore[arg-type]
+    args = {"region": "us-west-2", "use_sacct": False, **{k: v for k, v in kwargs.items() if k not in ("backend", "evaluation")}}
+    page = main(ReportArguments(run_dir=str(run), **args))  # type: ignore[arg-type]
     return page.read_text(), (page.parent / "report.md").read_text()
 
 
@@ -125,3 +127,37 @@ def test_a_run_without_evaluation_says_which_step_to_run(tmp_path: Path) -> None
 def test_a_run_without_training_is_an_error_naming_the_step(tmp_path: Path) -> None:
     with pytest.raises(ReportInputError, match=re.escape("has no train/summary.json: run the train step first")):
         ReportArguments(run_dir=str(tmp_path))
+
+
+def test_control_characters_in_model_output_do_not_reach_the_page(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "llama3-run")
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    evaluation["generations"][0]["base"] = "jumps\x00\x06 doer\x1f"
+    (run / "evaluation.json").write_text(json.dumps(evaluation))
+    html, md = make_report(tmp_path)
+    assert "jumps\ufffd\ufffd doer\ufffd" in html and "jumps\ufffd\ufffd doer\ufffd" in md
+    assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", html + md)
+
+
+def test_with_slurm_accounting_the_jobs_come_from_sacct(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cluster with slurmdbd (HyperPod, as lifecycle/ sets it up) answers sacct; here a stand-in answers
+    with what sacct prints for these job ids (the local cluster has no accounting: see the chain test)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    asked = tmp_path / "asked.txt"
+    (bin_dir / "sacct").write_text(
+        "#!/usr/bin/env bash\n"
+        f'echo "$@" > {asked}\n'
+        "echo '104|lora-train|2|5400|COMPLETED'\n"
+        "echo '104.0|torchrun|2|5390|COMPLETED'\n"
+        "echo '109|lora-report|1|3|RUNNING'\n")
+    (bin_dir / "sacct").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    write_run(tmp_path / "llama3-run")
+    text = cells(make_report(tmp_path, use_sacct=True)[0])
+    ids = ",".join(str(job) for job, _, _ in JOBS.values()) + ",109"
+    assert asked.read_text().split() == ["-X", "--parsable2", "--noheader",
+                                         "--format=JobID,JobName,NNodes,ElapsedRaw,State", "-j", ids]
+    assert "from Slurm accounting (sacct)" in text
+    assert "train | 104 | 2 | 1:30:00 | COMPLETED | 3.000 | 64.50" in text
+    assert "Total: 1 finished job(s), 3.000 node-hours, $64.50; 1 unfinished job(s)" in text
