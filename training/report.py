@@ -356,7 +356,7 @@ def jobs_section(records: JobRecords, args: ReportArguments) -> Section:
     blocks: list[Block] = [f"Jobs of this run (the newest of each step), from {records.source}.",
                            Table(("step", "job", "nodes", "wall time", "state", "node-hours", "USD"), rows)]
     if cost:
-        note = f"; {cost.unfinished} unfinished job(s) (this report's own, for one) left out" if cost.unfinished else ""
+        note = f"; {cost.unfinished} unfinished job(s) left out (their cost is not final)" if cost.unfinished else ""
         blocks.append(f"Total: {len(cost.finished)} finished job(s), {cost.node_hours:.3f} node-hours, "
                       f"${cost.usd:,.2f}{note}.")
     blocks.append(price_note)
