@@ -122,13 +122,16 @@ def score(model: Any, sequences: list[list[int]], pad_id: int, batch_size: int, 
     return Score(total / tokens, tokens)
 
 
-def answers(model: Any, tokenizer: Any, model_path: str, examples: list[Example], max_new_tokens: int) -> list[str]:
+def answers(model: Any, tokenizer: Any, model_path: str, examples: list[Example], max_new_tokens: int,
+            desc: str) -> list[str]:
     """Greedy answers through training.generate, the prompt built exactly as in training."""
+    from tqdm.auto import tqdm
+
     from training.generate import GenerateArguments, generate
 
     return [generate(model, tokenizer, GenerateArguments(model_path=model_path, prompt=ex.instruction,
                                                          context=ex.context, max_new_tokens=max_new_tokens))
-            for ex in examples]
+            for ex in tqdm(examples, desc=desc, unit="prompt", disable=len(examples) < 2)]
 
 
 def evaluate_model(role: str, path: str, args: EvaluateArguments, device: str, tokenizer: Any,
@@ -143,7 +146,7 @@ def evaluate_model(role: str, path: str, args: EvaluateArguments, device: str, t
     loaded = time.perf_counter()
     result = score(model, sequences, tokenizer.pad_token_id, args.batch_size, desc=f"scoring {role}")
     scored = time.perf_counter()
-    generated = answers(model, tokenizer, path, prompts, args.max_new_tokens)
+    generated = answers(model, tokenizer, path, prompts, args.max_new_tokens, desc=f"answering ({role})")
     dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
     del model
     gc.collect()
