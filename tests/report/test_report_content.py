@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -161,3 +163,10 @@ def test_with_slurm_accounting_the_jobs_come_from_sacct(tmp_path: Path, monkeypa
     assert "from Slurm accounting (sacct)" in text
     assert "train | 104 | 2 | 1:30:00 | COMPLETED | 3.000 | 64.50" in text
     assert "Total: 1 finished job(s), 3.000 node-hours, $64.50; 1 unfinished job(s)" in text
+
+
+def test_the_command_line_names_a_run_dir_that_is_not_there(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "training.report", "--run_dir", str(tmp_path / "nope")],
+                            cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, check=False)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"error: run_dir {tmp_path / 'nope'} is not a directory"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +114,12 @@ def test_a_path_that_is_not_a_model_is_named(tiny_model: Path, tmp_path: Path) -
     with pytest.raises(EvaluateInputError, match=f"merged_model_path {tmp_path} is not a model directory"):
         EvaluateArguments(base_model_path=str(tiny_model), merged_model_path=str(tmp_path),
                           heldout_path="h.json", output_path="o.json")
+
+
+def test_help_works_without_loading_torch() -> None:
+    result = run_module("training.evaluate", "--help")
+    assert result.returncode == 0 and "--max_examples" in result.stdout
+    probe = subprocess.run([sys.executable, "-c", "import sys, training.evaluate; "
+                            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"],
+                           capture_output=True, text=True, check=True)
+    assert probe.stdout.strip() == "[]"
