@@ -1,78 +1,57 @@
 """Cost of a fine-tuning run: estimated before it starts, or measured from `sacct` after.
 
 Prices are a small dated table, not a live lookup, so the estimate works offline
-and the number it prints can be traced to a source.
+and the number it prints can be traced to a source. The table and the sacct parser
+live in training.pricing, which the report job on the cluster uses too; here they
+raise HpctlError, the CLI's one-line error.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import date
+from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from hpctl.aws import HpctlError
-
-PRICES_AS_OF = date(2026, 1, 21)
-# EC2 on-demand Linux list prices of the same hardware (instances.vantage.sh data of this date).
-# SageMaker HyperPod bills ml.* instances at or above these: the estimate is a floor.
-PRICE_SOURCE = (
-    "EC2 list price of the same hardware, a floor for HyperPod: pass --price-per-hour for your rate"
+from training import pricing
+from training.pricing import (
+    PRICE_SOURCE,
+    PRICES,
+    PRICES_AS_OF,
+    REFERENCE_SAMPLES_PER_SECOND,
+    SACCT_FORMAT,
+    JobsCost,
+    Price,
+    Rate,
+    SlurmJob,
+    jobs_cost,
 )
 
+__all__ = [
+    "PRICES", "PRICES_AS_OF", "PRICE_SOURCE", "REFERENCE_SAMPLES_PER_SECOND", "SACCT_FORMAT", "JobsCost", "Price",
+    "Rate", "SlurmJob", "jobs_cost", "parse_sacct", "price_per_hour", "rate", "read_sacct", "training_hours",
+]
 
-@dataclass(frozen=True)
-class Price:
-    instance_type: str
-    region: str
-    usd_per_hour: float
-
-
-PRICES: tuple[Price, ...] = tuple(
-    Price(instance_type, region, usd)
-    for instance_type, usd, regions in (
-        ("ml.trn1.32xlarge", 21.50, ("us-east-1", "us-east-2", "us-west-2")),
-        ("ml.trn1n.32xlarge", 24.78, ("us-east-1", "us-east-2", "us-west-2")),
-        ("ml.c5.xlarge", 0.17, ("us-east-1", "us-east-2", "us-west-2")),
-        ("ml.m5.xlarge", 0.192, ("us-east-1", "us-east-2", "us-west-2")),
-    )
-    for region in regions
-)
-
-# One trn1.32xlarge, Llama-3-8B on dolly-15k (packed), 3 epochs: LoRA 53 min, full fine-tuning 90 min.
-REFERENCE_SAMPLES_PER_SECOND = {"lora": 3.55, "full": 2.08}
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
-def price_per_hour(instance_type: str, region: str) -> float:
-    for price in PRICES:
-        if price.instance_type == instance_type and price.region == region:
-            return price.usd_per_hour
-    known = sorted({f"{p.instance_type}@{p.region}" for p in PRICES})
-    raise HpctlError(
-        f"no price for {instance_type} in {region}: pass --price-per-hour (known: {', '.join(known)})"
-    )
+def _as_hpctl_error(func: Callable[_P, _T]) -> Callable[_P, _T]:
+    @wraps(func)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return func(*args, **kwargs)
+        except pricing.PricingError as exc:
+            raise HpctlError(str(exc)) from None
+
+    return wrapper
 
 
-@dataclass(frozen=True)
-class Rate:
-    instance_type: str
-    usd_per_hour: float
-    basis: str  # where the number comes from, printed with every result
-
-
-def rate(instance_type: str, region: str | None, override: float | None = None) -> Rate:
-    """The user's own rate when given, else the table's for the region."""
-    if override is not None:
-        if override <= 0:
-            raise HpctlError(f"--price-per-hour must be positive, got {override:g}")
-        return Rate(instance_type, override, f"{instance_type} at ${override:,.2f}/h (your rate)")
-    if region is None:
-        raise HpctlError("no AWS region for the price table: pass --region or --price-per-hour")
-    usd = price_per_hour(instance_type, region)
-    return Rate(
-        instance_type, usd, f"{instance_type} at ${usd:,.2f}/h in {region}, {PRICES_AS_OF} ({PRICE_SOURCE})"
-    )
+price_per_hour = _as_hpctl_error(pricing.price_per_hour)
+rate = _as_hpctl_error(pricing.rate)
+parse_sacct = _as_hpctl_error(pricing.parse_sacct)
 
 
 def training_hours(*, samples: int, epochs: float, samples_per_second: float, instances: int) -> float:
@@ -80,26 +59,6 @@ def training_hours(*, samples: int, epochs: float, samples_per_second: float, in
     if samples <= 0 or epochs <= 0 or samples_per_second <= 0 or instances <= 0:
         raise HpctlError("--samples, --epochs, --samples-per-second and --count must all be positive")
     return samples * epochs / (samples_per_second * instances) / 3600.0
-
-
-@dataclass(frozen=True)
-class SlurmJob:
-    job_id: str
-    name: str
-    nodes: int
-    elapsed_seconds: int
-    state: str
-
-    @property
-    def node_hours(self) -> float:
-        return self.nodes * self.elapsed_seconds / 3600.0
-
-    @property
-    def finished(self) -> bool:
-        return self.state not in {"RUNNING", "PENDING", "REQUEUED", "RESIZING", "SUSPENDED"}
-
-
-SACCT_FORMAT = "JobID,JobName,NNodes,ElapsedRaw,State"
 
 
 def read_sacct(path: Path) -> list[SlurmJob]:
@@ -111,30 +70,3 @@ def read_sacct(path: Path) -> list[SlurmJob]:
             return parse_sacct(handle)
     except OSError as exc:
         raise HpctlError(f"cannot read {path}: {exc.strerror}") from None
-
-
-def parse_sacct(lines: Iterable[str]) -> list[SlurmJob]:
-    """Jobs from `sacct --parsable2 --noheader --format=JobID,JobName,NNodes,ElapsedRaw,State`.
-
-    Steps (`123.batch`, `123.0`) run inside their job's allocation, so only jobs count.
-    """
-    jobs: list[SlurmJob] = []
-    for number, raw in enumerate(lines, start=1):
-        line = raw.strip()
-        if not line:
-            continue
-        fields = line.split("|")
-        if len(fields) != 5:
-            raise HpctlError(
-                f"sacct line {number}: want 5 fields ({SACCT_FORMAT}), got {len(fields)}: {line!r}"
-            )
-        job_id, name, nodes, elapsed, state = fields
-        if "." in job_id:
-            continue
-        if not nodes.isdigit() or not elapsed.isdigit():
-            raise HpctlError(f"sacct line {number}: NNodes and ElapsedRaw must be whole numbers: {line!r}")
-        # "CANCELLED by 1000" -> CANCELLED
-        jobs.append(
-            SlurmJob(job_id, name, int(nodes), int(elapsed), state.split()[0] if state else "UNKNOWN")
-        )
-    return jobs

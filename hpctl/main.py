@@ -12,6 +12,7 @@ from hpctl import cluster as hp
 from hpctl import cost as pricing
 from hpctl import render, ssh, upload, validate
 from hpctl.aws import HpctlError, explain
+from hpctl.report import report_command
 from hpctl.runtime import Runtime
 
 
@@ -320,3 +321,6 @@ def cost_command(
         render.estimate(out, rate, count, run_hours)
     elif hours is not None:
         render.estimate(out, rate, count, hours)
+
+
+app.command("report")(report_command)

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, Te
 from rich.table import Table
 
 from hpctl.cluster import Cluster, Node
-from hpctl.cost import Rate, SlurmJob
+from hpctl.cost import Rate, SlurmJob, jobs_cost
 from hpctl.validate import Finding, Status
 
 _MARK = {Status.OK: "[green]✓[/]", Status.WARN: "[yellow]![/]", Status.FAIL: "[red]✗[/]"}
@@ -50,19 +50,17 @@ def estimate(out: Console, rate: Rate, count: int, hours: float) -> None:
 
 def sacct_cost(out: Console, jobs: list[SlurmJob], rate: Rate) -> None:
     """Finished jobs and what they cost; running ones are left out (their cost is not final)."""
-    done = [j for j in jobs if j.finished]
+    cost = jobs_cost(jobs, rate)
     table = Table("job", "name", "nodes", "elapsed", "state", "node-hours", "USD")
-    for job in done:
+    for job in cost.finished:
         hours, rest = divmod(job.elapsed_seconds, 3600)
         elapsed = f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
-        usd = f"{job.node_hours * rate.usd_per_hour:,.2f}"
+        usd = f"{cost.job_usd(job):,.2f}"
         table.add_row(job.job_id, job.name, str(job.nodes), elapsed, job.state, f"{job.node_hours:.2f}", usd)
     out.print(table)
-    node_hours = sum(j.node_hours for j in done)
-    skipped = len(jobs) - len(done)
-    note = f" ({skipped} unfinished job(s) left out)" if skipped else ""
-    total = f"${node_hours * rate.usd_per_hour:,.2f}"
-    out.print(f"{len(done)} finished job(s), {node_hours:.2f} node-hours: {total}{note}", markup=False)
+    note = f" ({cost.unfinished} unfinished job(s) left out)" if cost.unfinished else ""
+    out.print(f"{len(cost.finished)} finished job(s), {cost.node_hours:.2f} node-hours: ${cost.usd:,.2f}{note}",
+              markup=False)
     out.print(f"price: {rate.basis}", markup=False, style="dim")
 
 

@@ -1,5 +1,5 @@
 """What commands take from the outside world, in one object tests can replace:
-the AWS connection, process exec, PATH lookups and the clock.
+the AWS connection, process exec, PATH lookups, the clock and the browser.
 """
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,6 +28,7 @@ class Runtime:
     which: Callable[[str], str | None] = shutil.which
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+    open_url: Callable[[str], bool] = webbrowser.open
     _aws: Aws | None = field(default=None, repr=False)
 
     def aws(self) -> Aws:

@@ -70,5 +70,14 @@ for line in (run / "submit.txt").read_text().splitlines():
     log = (run / "logs" / f"lora-{step}-{job}.out").read_text(errors="replace")  # progress bars may split bytes
     took = re.findall(rf"END {step}: job {job} succeeded in (\d+) s", log)
     print(f"  {step:<12} job {job:<6} {took[-1] if took else '?':>4} s")
+evaluation = json.loads((run / "evaluation.json").read_text())
+base, merged = (evaluation["models"][m]["perplexity"] for m in ("base", "merged"))
+print(f"held-out perplexity:  base {base:,.2f} -> merged {merged:,.2f} "
+      f"({evaluation['heldout']['examples_scored']} held-out examples, {evaluation['device']}, "
+      f"{evaluation['seconds']:.1f} s)")
+print(f"report:               {run / 'report' / 'report.html'}")
+# a random tiny Llama is near uniform over its ~500 tokens; the trained one must be far better
+if not merged * 10 < base:
+    sys.exit(f"the merged model's held-out perplexity {merged:.2f} is not far below the base's {base:.2f}")
 PY
 say "done in $((SECONDS - t0)) s; logs in ${run_dir}/logs; stop the cluster with: make down"

@@ -8,7 +8,8 @@ set -euo pipefail
 # The local cluster's jobs run as an unprivileged user with this venv, so its interpreter must be
 # one every user can run: the system's python3 first (a pyenv build under /root is not).
 : "${PYTHON:=$(command -v /usr/bin/python3 || command -v python3)}"
-: "${APT_PACKAGES:=slurm-wlm munge shellcheck slurmdbd mariadb-server python3-venv iproute2}"
+# chromium: the report page is checked in a real headless browser (tests/report)
+: "${APT_PACKAGES:=slurm-wlm munge shellcheck slurmdbd mariadb-server python3-venv iproute2 chromium}"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -219,18 +219,73 @@ def pack(sequences: list[list[int]], max_seq_length: int, pad_token_id: int) -> 
     return PackedData(input_ids, attention_mask, labels)
 
 
+def split_indices(count: int, eval_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train, held-out) positions of `count` examples, both ascending; the same for the same arguments."""
+    if eval_fraction <= 0:
+        return list(range(count)), []
+    order = list(range(count))
+    random.Random(seed).shuffle(order)
+    n_eval = max(1, round(count * eval_fraction))
+    if n_eval >= count:
+        raise DataError(f"eval_fraction={eval_fraction} leaves no training examples out of {count}")
+    held = set(order[:n_eval])
+    return [i for i in range(count) if i not in held], sorted(held)
+
+
 def split_examples(examples: list[Example], eval_fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
     """Hold out whole examples (not blocks), so no eval text leaks into training."""
-    if eval_fraction <= 0:
-        return list(examples), []
-    order = list(range(len(examples)))
-    random.Random(seed).shuffle(order)
-    n_eval = max(1, round(len(examples) * eval_fraction))
-    if n_eval >= len(examples):
-        raise DataError(f"eval_fraction={eval_fraction} leaves no training examples out of {len(examples)}")
-    held = set(order[:n_eval])
-    train = [ex for i, ex in enumerate(examples) if i not in held]
-    return train, [examples[i] for i in sorted(held)]
+    train, held = split_indices(len(examples), eval_fraction, seed)
+    return [examples[i] for i in train], [examples[i] for i in held]
+
+
+HELDOUT_FILE = "heldout.json"
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The held-out split as training set it aside, written into the run so evaluation uses exactly it.
+
+    `indices` are positions among the usable examples in file order (bad rows skipped).
+    On trn1 nothing evaluates during training (optimum-neuron 0.4.5), so this file is
+    what keeps the split out of training and known afterwards.
+    """
+
+    examples: list[Example]
+    indices: list[int]
+    dataset_path: str
+    eval_fraction: float
+    seed: int
+    max_seq_length: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dataset_path": self.dataset_path, "eval_fraction": self.eval_fraction, "seed": self.seed,
+            "max_seq_length": self.max_seq_length,
+            "examples": [{"index": i, "instruction": ex.instruction, "context": ex.context, "response": ex.response}
+                         for i, ex in zip(self.indices, self.examples, strict=True)],
+        }
+
+
+def write_heldout(path: Path, heldout: HeldOut) -> Path:
+    from training.fsio import write_json_atomic
+
+    return write_json_atomic(path, heldout.to_json())
+
+
+def read_heldout(path: Path) -> HeldOut:
+    """The split written by training; a missing or damaged file is a DataError naming it."""
+    if not path.is_file():
+        raise DataError(f"{path}: no held-out split; train with --eval_fraction > 0 (EVAL_FRACTION) to set one aside")
+    try:
+        data = json.loads(path.read_text())
+        rows = data["examples"]
+        return HeldOut(
+            examples=[Example(str(r["instruction"]), str(r.get("context", "")), str(r["response"])) for r in rows],
+            indices=[int(r["index"]) for r in rows],
+            dataset_path=str(data["dataset_path"]), eval_fraction=float(data["eval_fraction"]),
+            seed=int(data["seed"]), max_seq_length=int(data["max_seq_length"]))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise DataError(f"{path}: not a held-out split written by training.finetune ({type(e).__name__}: {e})") from None
 
 
 @dataclass(frozen=True)
@@ -239,6 +294,7 @@ class PreparedData:
     eval: Any | None  # datasets.Dataset
     loaded: LoadedData
     train_tokens: int
+    heldout: HeldOut
 
 
 def prepare(
@@ -253,7 +309,8 @@ def prepare(
     import datasets
 
     loaded = load_examples(resolve_paths(dataset_path), skip_bad_rows=skip_bad_rows)
-    train_ex, eval_ex = split_examples(loaded.examples, eval_fraction, seed)
+    train_idx, eval_idx = split_indices(len(loaded.examples), eval_fraction, seed)
+    train_ex, eval_ex = [loaded.examples[i] for i in train_idx], [loaded.examples[i] for i in eval_idx]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     train_seqs = tokenize(train_ex, tokenizer)
     train_packed = pack(train_seqs, max_seq_length, pad_id)
@@ -270,4 +327,5 @@ def prepare(
         eval=eval_ds,
         loaded=loaded,
         train_tokens=sum(len(s) for s in train_seqs),
+        heldout=HeldOut(eval_ex, eval_idx, dataset_path, eval_fraction, seed, max_seq_length),
     )

@@ -80,7 +80,8 @@ class DataArguments:
                 "(dolly, alpaca or prompt/response columns)."})
     max_seq_length: int = field(default=2048, metadata={"help": "Tokens per packed training block."})
     eval_fraction: float = field(default=0.05, metadata={
-        "help": "Share of examples held out for eval loss (0 disables eval)."})
+        "help": "Share of examples held out (listed in OUTPUT_DIR/heldout.json) for the eval loss and for "
+                "training.evaluate; 0 holds out nothing."})
     skip_bad_rows: bool = field(default=False, metadata={
         "help": "Skip rows with a missing, mistyped or empty field (and report how many) instead of failing."})
 
@@ -93,7 +94,8 @@ class DataArguments:
 
 @dataclass
 class TrainArguments:
-    output_dir: str = field(metadata={"help": "Checkpoints, metrics.jsonl, loss.png, summary.json and the adapter."})
+    output_dir: str = field(metadata={
+        "help": "Checkpoints, metrics.jsonl, loss.png, summary.json, heldout.json (the eval split) and the adapter."})
     max_steps: int = field(default=-1, metadata={"help": "Optimizer steps; -1 trains for --num_train_epochs."})
     num_train_epochs: float = field(default=1.0, metadata={"help": "Epochs, when --max_steps is -1."})
     per_device_train_batch_size: int = field(default=1, metadata={"help": "Blocks per process per micro-step."})
@@ -229,7 +231,7 @@ def _train(model_args: ModelArguments, data_args: DataArguments, train_args: Tra
     from transformers import AutoTokenizer, set_seed
 
     from training.backends import resolve_backend
-    from training.data import prepare
+    from training.data import HELDOUT_FILE, prepare, write_heldout
     from training.lora import count_parameters, lora_config
     from training.metrics import (
         MetricsCallback,
@@ -294,6 +296,8 @@ def _train(model_args: ModelArguments, data_args: DataArguments, train_args: Tra
     metrics_path = output_dir / "metrics.jsonl"
     if main_process and not compile_pass:
         truncate_metrics(metrics_path, resumed_from)  # drop what the interrupted run logged after its checkpoint
+        if data.heldout.examples:  # before training: the neuron backend never evaluates, training.evaluate does
+            write_heldout(output_dir / HELDOUT_FILE, data.heldout)
 
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     if data.eval is not None and backend != "neuron" and not compile_pass:
@@ -324,6 +328,7 @@ def _train(model_args: ModelArguments, data_args: DataArguments, train_args: Tra
         skipped_rows=data.loaded.skipped,
         train_blocks=len(data.train),
         eval_blocks=len(data.eval) if data.eval is not None else 0,
+        heldout_examples=len(data.heldout.examples),
         max_seq_length=data_args.max_seq_length,
         full_finetune=model_args.full_finetune,
         lora=None if model_args.full_finetune else {

@@ -118,5 +118,6 @@ def build_neuron_trainer(parts: TrainerParts, tensor_parallel_size: int) -> Any:
         attn_implementation=attn,
     )
     if parts.eval_dataset is not None:
-        logger.warning("the neuron backend does not evaluate (optimum-neuron 0.4.5); the eval split is unused")
+        logger.warning("the neuron backend does not evaluate (optimum-neuron 0.4.5); the held-out split is "
+                       "kept out of training and scored after merge by training.evaluate")
     return NeuronSFTTrainer(model=model, args=config, **_common(parts))

@@ -19,8 +19,9 @@ from provision.host import Host
 # FSX_LINKED_PATH without its slash (tests/lifecycle check that they agree).
 EXPORTED_DIR = "s3"
 # Below the mount point: base models; data sets (hpctl upload lands here through S3);
-# every run's outputs (adapter, merged model, metrics, logs), exported to S3; venvs.
-USER_DIRS = ("models", f"{EXPORTED_DIR}/datasets", f"{EXPORTED_DIR}/runs", "envs")
+# every run's outputs (adapter, merged model, metrics, logs) and its report (`hpctl report`
+# reads them from the bucket), exported to S3; venvs.
+USER_DIRS = ("models", f"{EXPORTED_DIR}/datasets", f"{EXPORTED_DIR}/runs", f"{EXPORTED_DIR}/reports", "envs")
 # setgid + rwxr-xr-x: the user writes, the group reads, new files keep the group.
 MODE = 0o2755
 

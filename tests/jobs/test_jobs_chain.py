@@ -15,7 +15,7 @@ from jobs_helpers import JOB_USER, QUICK_TRAINING, WORKER_PARTITION, LocalCluste
 
 pytestmark = pytest.mark.slurm
 
-STEPS = ["env", "download", "compile", "train", "consolidate", "merge", "generate"]
+STEPS = ["env", "download", "compile", "train", "consolidate", "merge", "evaluate", "generate", "report"]
 
 
 @dataclass(frozen=True)
@@ -139,3 +139,26 @@ def test_the_one_node_steps_run_a_thread_per_cpu_of_their_node(chain: Chain) -> 
     cpus = int(re.search(r"CPUTot=(\d+)", node).group(1))  # type: ignore[union-attr]
     for step in ("consolidate", "merge", "generate"):
         assert f"threads: OMP_NUM_THREADS={cpus} ({cpus} CPU(s)" in chain.log(step), step
+
+
+def test_the_evaluate_step_scores_both_models_on_the_split_training_held_out(chain: Chain) -> None:
+    heldout = read_json(chain.run_dir / "train" / "heldout.json")
+    results = read_json(chain.run_dir / "evaluation.json")
+    assert results["heldout"]["examples_scored"] == min(len(heldout["examples"]), 64) > 0
+    assert set(results["models"]) == {"base", "merged"}
+    assert results["models"]["base"]["tokens"] == results["models"]["merged"]["tokens"] > 0
+    assert [g["instruction"] for g in results["generations"]] == [e["instruction"] for e in heldout["examples"][:4]]
+    log = chain.log("evaluate")
+    assert "evaluate: device cpu" in log
+    assert f"END evaluate: job {chain.ids['evaluate']} succeeded" in log
+
+
+def test_the_report_step_writes_the_report_into_the_run_and_the_export_dir(chain: Chain) -> None:
+    page = (chain.run_dir / "report" / "report.html").read_text()
+    exported = chain.cluster.fsx / "s3" / "reports" / "chain" / "report.html"
+    assert exported.is_file()
+    # every earlier job of the chain is in the jobs table, with its wall time (no Slurm accounting here)
+    for step in STEPS[:-1]:
+        assert f"<td>{step}</td><td>{chain.ids[step]}</td>" in page
+    assert "START/END log lines" in page
+    assert (chain.run_dir / "report" / "report.md").is_file()

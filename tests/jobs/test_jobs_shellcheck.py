@@ -16,7 +16,7 @@ SCRIPTS = sorted(
 
 def test_there_is_a_template_for_every_step() -> None:
     steps = {p.stem for p in JOBS.glob("*.sbatch")}
-    assert steps == {"env", "download", "compile", "train", "consolidate", "merge", "generate"}
+    assert steps == {"env", "download", "compile", "train", "consolidate", "merge", "evaluate", "generate", "report"}
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))

@@ -10,7 +10,7 @@ from provision.shared_tree import EXPORTED_DIR, USER_DIRS
 
 from infra.storage import FSX_LINKED_PATH
 
-TREE = ["models", "s3/datasets", "s3/runs", "envs"]
+TREE = ["models", "s3/datasets", "s3/runs", "s3/reports", "envs"]
 
 
 def test_the_exported_directory_is_the_one_the_data_repository_association_links_to_s3():

@@ -1,0 +1,106 @@
+"""Run reports from the bucket to the laptop.
+
+The chain's report job writes each run's report into /fsx/s3/reports/<run>/ on the
+cluster; the stack's FSx data repository association exports /fsx/s3 to
+s3://<bucket>/data/, so the report lands at s3://<bucket>/data/reports/<run>/.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Annotated
+
+import typer
+
+from hpctl import cluster as hp
+from hpctl.aws import Aws, HpctlError, aws_errors
+from hpctl.runtime import Runtime
+from hpctl.upload import LINKED_FSX_PATH, LINKED_PREFIX
+from training.report import HTML_FILE
+
+REPORTS_PREFIX = LINKED_PREFIX + "reports/"
+REPORTS_FSX_PATH = LINKED_FSX_PATH / "reports"  # jobs/lib/common.sh: REPORT_EXPORT_DIR=$FSX_ROOT/s3/reports/$RUN_NAME
+
+
+@dataclass(frozen=True)
+class RemoteReport:
+    run: str
+    prefix: str  # data/reports/<run>/
+    modified: datetime
+
+
+def find_report(aws: Aws, bucket: str, run: str | None = None) -> RemoteReport:
+    """The run's report, or the most recently written one when no run is named."""
+    s3 = aws.client("s3")
+    found: list[RemoteReport] = []
+    with aws_errors():
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=REPORTS_PREFIX):
+            for item in page.get("Contents", []):
+                key = PurePosixPath(item["Key"])
+                if key.name == HTML_FILE and key.parent.parent == PurePosixPath(REPORTS_PREFIX):
+                    found.append(RemoteReport(key.parent.name, f"{key.parent}/", item["LastModified"]))
+    if run is not None:
+        found = [r for r in found if r.run == run]
+        if not found:
+            raise HpctlError(f"no report for run {run!r} under s3://{bucket}/{REPORTS_PREFIX}: "
+                             "check --run (RUN_NAME of the chain), or wait for FSx to export it")
+    if not found:
+        raise HpctlError(f"no report under s3://{bucket}/{REPORTS_PREFIX}: run the chain's report step "
+                         f"(jobs/submit), which writes {REPORTS_FSX_PATH}/<run>/")
+    return max(found, key=lambda r: r.modified)
+
+
+def download(aws: Aws, bucket: str, report: RemoteReport, dest: Path) -> Path:
+    """Every file of the report into dest/<run>/ (each written whole, then renamed); the HTML page's path."""
+    s3 = aws.client("s3")
+    target = dest / report.run
+    target.mkdir(parents=True, exist_ok=True)
+    with aws_errors():
+        keys = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket,
+                                                                                      Prefix=report.prefix)
+                for item in page.get("Contents", [])]
+        for key in sorted(keys, key=lambda k: k.endswith(HTML_FILE)):  # the page last
+            relative = PurePosixPath(key).relative_to(report.prefix)
+            if ".." in relative.parts:
+                continue
+            path = target.joinpath(*relative.parts)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.part")
+            s3.download_file(bucket, key, str(tmp))
+            os.replace(tmp, path)
+    return target / HTML_FILE
+
+
+def report_command(
+    ctx: typer.Context,
+    run: Annotated[str | None, typer.Option(help="RUN_NAME of the run (default: the latest report).")] = None,
+    dest: Annotated[Path, typer.Option(help="Local folder; the report goes to <dest>/<run>/.")] = Path("reports"),
+    open_page: Annotated[bool, typer.Option("--open", help="Open the page in your browser.")] = False,
+    stack: Annotated[
+        str, typer.Option("--stack", "-s", envvar="HPCTL_STACK", help="Stack whose BucketName output is used.")
+    ] = hp.DEFAULT_STACK,
+    bucket: Annotated[str | None, typer.Option(help="Bucket (default: the stack's BucketName output).")] = None,
+) -> None:
+    """Fetch a run report (the latest by default) from the bucket.
+
+    The report job writes it to /fsx/s3/reports/<run>/, exported to
+    s3://<bucket>/data/reports/<run>/: one self-contained report.html, report.md and its images.
+
+    \b
+    hpctl report --open                 # the latest report, opened in the browser
+    hpctl report --run llama3-8b-lora   # that run's report, into ./reports/llama3-8b-lora/
+    """
+    rt = ctx.ensure_object(Runtime)
+    aws = rt.aws()
+    if bucket is None:
+        bucket = hp.stack_outputs(aws, stack).bucket_name
+        if not bucket:
+            raise HpctlError(f"stack {stack} has no BucketName output: pass --bucket")
+    found = find_report(aws, bucket, run)
+    page = download(aws, bucket, found, dest)
+    typer.echo(f"report of run {found.run} (written {found.modified:%Y-%m-%d %H:%M %Z}): {page}")
+    if open_page:
+        rt.open_url(page.resolve().as_uri())
