@@ -191,7 +191,7 @@ def test_submit_refuses_an_unknown_step() -> None:
                             check=False)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "error: unknown step 'pretrain'; steps: env download compile train consolidate merge generate"]
+        "error: unknown step 'pretrain'; steps: env download compile train consolidate merge evaluate generate report"]
 
 
 def test_submit_help_exits_0_and_names_its_settings() -> None:
