@@ -155,15 +155,6 @@ def test_submit_refuses_an_unknown_step() -> None:
     assert "unknown step 'pretrain'" in result.stderr
 
 
-def test_the_clusters_neuron_env_file_wins_over_the_defaults(tmp_path: Path) -> None:
-    venv = tmp_path / "venv"
-    venv.mkdir()
-    (venv / "neuron_env.sh").write_text(
-        'export NEURON_CC_FLAGS="${NEURON_CC_FLAGS:---target=trn1 --cache_dir=/cluster/cache}"\n')
-    got = values(tmp_path, "NEURON_CC_FLAGS", "FI_PROVIDER", BACKEND="neuron", VENV_DIR=str(venv))
-    assert got == {"NEURON_CC_FLAGS": "--target=trn1 --cache_dir=/cluster/cache", "FI_PROVIDER": "efa"}
-
-
 def test_submit_leaves_the_backend_to_be_resolved_on_the_compute_nodes(tmp_path: Path) -> None:
     # The head node has no Neuron device; what it resolved must not reach the trn1 jobs.
     # This stand-in for sbatch records the environment each job would be submitted with.

@@ -95,6 +95,10 @@ def make_root(path: Path) -> Path:
         "[Service]\nExecStart=/opt/slurm/sbin/slurmctld -D -s $SLURMCTLD_OPTIONS\n"
     )
     (path / "dev").mkdir()
+    # the HyperPod Ubuntu 22.04 image: python3 is 3.10, which optimum-neuron 0.4.5 supports
+    (path / "usr/bin").mkdir(parents=True)
+    (path / "usr/bin/python3.10").touch()
+    (path / "usr/bin/python3").symlink_to("python3.10")
     return path
 
 
