@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 
 BACKENDS = ("auto", "cpu", "cuda", "neuron")
-NEURON_DEVICE = Path("/dev/neuron0")
+# the same variable as jobs/lib/common.sh's, so a simulated node can name its device file
+NEURON_DEVICE = Path(os.environ.get("NEURON_DEVICE", "/dev/neuron0"))
 
 
 class BackendUnavailable(RuntimeError):
