@@ -108,8 +108,9 @@ def neuron_settings(parts: TrainerParts, tensor_parallel_size: int) -> dict[str,
 def build_neuron_trainer(parts: TrainerParts, tensor_parallel_size: int) -> Any:
     """NeuronSFTTrainer with the model sharded over `tensor_parallel_size` NeuronCores.
 
-    optimum-neuron 0.4.5 does not evaluate (its trainer raises on an eval dataloader),
-    so the eval split is not passed here.
+    optimum-neuron 0.4.5 does not evaluate (NeuronTrainingArguments.__post_init__ in
+    optimum/neuron/trainers/training_args.py raises "Evaluation is not supported yet." when
+    do_eval is set), so the eval split is not passed here and eval_strategy stays "no".
     """
     import torch
 

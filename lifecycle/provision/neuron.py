@@ -36,7 +36,22 @@ TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 CPU_BUILDS = {"torch": "+cpu", "torchvision": "+cpu"}
 VENV_LOCK_TIMEOUT_S = 1800.0
 INSTALL_ATTEMPTS = 3
-PIP_NETWORK = ["--retries", "10", "--timeout", "60"]
+
+
+
+def pip_conf() -> str:
+    """The venv's own pip configuration ($VIRTUAL_ENV/pip.conf), read by every pip run in it: this
+    lifecycle step's and the resubmittable env job's (jobs/env.sbatch) alike."""
+    return f"""\
+# Written by the HyperPod lifecycle scripts (lifecycle/provision/neuron.py).
+[global]
+extra-index-url =
+    {NEURON_PIP_INDEX}
+    {TORCH_CPU_INDEX}
+retries = 10
+timeout = 60
+no-input = true
+"""
 
 
 def neuron_compile_cache(ctx: Context) -> None:
@@ -108,8 +123,7 @@ def interpreter_name(ctx: Context, python: str) -> str:
 
 def venv_digest(ctx: Context, python: str) -> str:
     interpreter = f"{python} -> {interpreter_name(ctx, python)}\n"
-    h = hashlib.sha256((interpreter + requirements(ctx) + constraints(ctx) + NEURON_PIP_INDEX
-                        + TORCH_CPU_INDEX).encode())
+    h = hashlib.sha256((interpreter + requirements(ctx) + constraints(ctx) + pip_conf()).encode())
     pyproject = ctx.host.read(f"{ctx.params.project_dir}/pyproject.toml")
     if pyproject is not None:
         h.update(pyproject.encode())
@@ -128,9 +142,7 @@ def venv_runs_on(ctx: Context, python: str) -> bool:
 
 def _pip(ctx: Context) -> list[str]:
     venv = ctx.params.neuron_venv
-    return [str(ctx.host.path(f"{venv}/bin/pip")), "install", "--no-input", *PIP_NETWORK,
-            "--extra-index-url", NEURON_PIP_INDEX, "--extra-index-url", TORCH_CPU_INDEX,
-            "-c", str(ctx.host.path(f"{venv}/constraints.txt"))]
+    return [str(ctx.host.path(f"{venv}/bin/pip")), "install", "-c", str(ctx.host.path(f"{venv}/constraints.txt"))]
 
 
 def _install(ctx: Context) -> str | None:
@@ -166,10 +178,11 @@ def neuron_venv(ctx: Context) -> None:
         if (ctx.host.read(stamp) or "").strip() == digest:
             print(f"{venv} is up to date", flush=True)
             return
+        if not venv_runs_on(ctx, python):  # --clear empties the directory, so the files come after
+            ctx.host.runner.run([python, "-m", "venv", "--clear", str(ctx.host.path(venv))])
         ctx.host.write(f"{venv}/requirements.txt", requirements(ctx))
         ctx.host.write(f"{venv}/constraints.txt", constraints(ctx))
-        if not venv_runs_on(ctx, python):
-            ctx.host.runner.run([python, "-m", "venv", "--clear", str(ctx.host.path(venv))])
+        ctx.host.write(f"{venv}/pip.conf", pip_conf())
         ctx.host.retry(f"installing the Neuron venv {venv}", INSTALL_ATTEMPTS, lambda: _install(ctx))
         ctx.host.chown(venv, ctx.params.default_user, recursive=True)
         ctx.host.write(stamp, digest + "\n")

@@ -72,3 +72,41 @@ def test_a_node_of_unknown_core_count_asks_for_tp_size(tmp_path: Path) -> None:
     assert "no tensor-parallel size known for a node with 6 NeuronCores; set TP_SIZE" in result.stderr
     got = values(tmp_path, "TP_SIZE", BACKEND="neuron", TP_SIZE="2", NEURON_CORES_PER_NODE="6")
     assert got == {"TP_SIZE": "2"}
+
+
+def fake_tools(tmp_path: Path, python_version: str) -> str:
+    """srun that runs its command here, and an image whose only python3 is `python_version`."""
+    bin_dir = tmp_path / "tools"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text('#!/bin/sh\nwhile [ "${1#-}" != "$1" ]; do shift; done\nexec "$@"\n')
+    (bin_dir / "python3").write_text(
+        f'#!/bin/sh\ncase "$1" in -V) echo "Python {python_version}" ;; '
+        f'-c) exit {0 if python_version.startswith(("3.10", "3.11")) else 1} ;; *) exit 1 ;; esac\n')
+    for other in ("python3.11", "python3.10"):  # this machine's own must not be found
+        (bin_dir / other).write_text("#!/bin/sh\nexit 1\n")
+    for tool in ("srun", "python3", "python3.11", "python3.10"):
+        (bin_dir / tool).chmod(0o755)
+    return f"{bin_dir}:/usr/bin:/bin"
+
+
+def run_env_job(tmp_path: Path, venv: Path, path: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": path, "HOME": str(tmp_path), "JOBS_DIR": str(JOBS), "BACKEND": "neuron",
+           "NEURON_CORES_PER_NODE": "32", "VENV_DIR": str(venv), "ENV_INSTALL": "1", "FSX_ROOT": str(tmp_path)}
+    return subprocess.run(["bash", str(JOBS / "env.sbatch")], env=env, cwd=tmp_path, text=True,
+                          capture_output=True, check=False)
+
+
+def test_the_env_job_refuses_a_neuron_venv_without_the_lifecycles_pins(tmp_path: Path) -> None:
+    result = run_env_job(tmp_path, tmp_path / "venv", fake_tools(tmp_path, "3.10.12"))
+    assert result.returncode != 0
+    assert "pip.conf is missing: the Neuron venv's pins and indexes come from the lifecycle" in result.stderr
+
+
+def test_the_env_job_names_the_images_python_when_none_fits(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    (venv / "pip.conf").write_text("[global]\n")
+    result = run_env_job(tmp_path, venv, fake_tools(tmp_path, "3.12.3"))
+    assert result.returncode != 0
+    assert "needs Python >=3.10,<3.12; this node's python3 is Python 3.12.3" in result.stderr
+    assert not (venv / "bin").exists()

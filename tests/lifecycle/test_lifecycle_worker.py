@@ -79,7 +79,9 @@ def test_venv_gets_optimum_neuron_with_the_pinned_neuron_stack(worker):
     venv = root / "fsx/envs/neuron"
     assert ["/usr/bin/python3.10", "-m", "venv", "--clear", str(venv)] in commands
     pip = commands[index(commands, [str(venv / "bin/pip"), "install"])]
-    assert pip[pip.index("--extra-index-url") + 1] == "https://pip.repos.neuron.amazonaws.com"
+    # the indexes live in the venv's pip.conf, so the env job's pip uses them too
+    conf = (venv / "pip.conf").read_text()
+    assert "https://pip.repos.neuron.amazonaws.com" in conf and "https://download.pytorch.org/whl/cpu" in conf
     assert pip[pip.index("-r") + 1] == str(venv / "requirements.txt")
     assert pip[pip.index("-c") + 1] == str(venv / "constraints.txt")
     assert (venv / "requirements.txt").read_text() == "optimum-neuron[neuronx,training]==0.4.5\n"

@@ -15,8 +15,6 @@ import re
 import sys
 from pathlib import Path
 
-import tomllib
-
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "lifecycle"))
 
@@ -32,8 +30,11 @@ def _name(pin: str) -> str:
 
 
 def local_torch() -> str:
-    dev = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
-    return next(d for d in dev if _name(d) == "torch")
+    """The dev extra's torch pin (read without tomllib, which Python 3.10 lacks)."""
+    match = re.search(r'"(torch==[^"]+)"', (ROOT / "pyproject.toml").read_text())
+    if match is None:
+        raise SystemExit("pyproject.toml pins no torch==X in its dev extra")
+    return match.group(1)
 
 
 def constraints() -> list[str]:
