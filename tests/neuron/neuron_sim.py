@@ -43,6 +43,7 @@ def run_job_step(node: Node, rank: int, *, nodes: int, procs_per_node: int, tp: 
     """jobs/lib/finetune.sh as srun runs it on one node, its torchrun starting rank `rank` only."""
     job_env = node.env(
         rank,
+        **{"NEURON_EXTRACT_GRAPHS_ONLY": "0", **env},
         JOBS_DIR=str(ROOT / "jobs"),
         FSX_ROOT=str(node.root / "fsx"),
         VENV_DIR=str(node.root / "no-venv"),
@@ -57,8 +58,6 @@ def run_job_step(node: Node, rank: int, *, nodes: int, procs_per_node: int, tp: 
         SLURM_NODEID=str(rank // procs_per_node),
         NNODES=str(nodes),
         MASTER_ADDR="127.0.0.1",
-        NEURON_EXTRACT_GRAPHS_ONLY="0",
-        **env,
     )
     return subprocess.run(["bash", str(ROOT / "jobs" / "lib" / "finetune.sh")], env=job_env, cwd=node.root,
                           text=True, capture_output=True, timeout=240, check=False)

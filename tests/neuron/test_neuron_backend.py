@@ -148,3 +148,13 @@ def test_the_recipe_builds_optimum_neurons_config_for_tp8_over_64_ranks(node: No
     assert (got["epochs"], got["accumulation"]) == (3, 8)
     # the platform fact behind rank-0-only work: optimum-neuron calls rank 37 process 0; the project does not
     assert (got["process_index"], got["global_rank"]) == (0, 37)
+
+
+def test_the_compile_pass_runs_a_few_steps_and_leaves_nothing_to_resume(node: Node, tiny: tuple[Path, Path]) -> None:
+    out = node.root / "compile"
+    result = step(node, tiny, 0, out, extra=FLAGS.replace(f"--max_steps {STEPS}", "--max_steps 50"),
+                  NEURON_EXTRACT_GRAPHS_ONLY="1", COMPILE_DIR=str(out))
+    assert result.returncode == 0, result.stderr[-6000:]
+    assert result.stdout.count("neuron_parallel_compile torchrun") == 1
+    assert "compile pass done (10 steps)" in result.stderr  # COMPILE_PASS_STEPS, not the 50 asked for
+    assert not list(out.glob("checkpoint-*")) and not (out / "summary.json").exists()
