@@ -395,14 +395,14 @@ def _start_session(backend: str, layout: Layout, model_args: ModelArguments, dat
 
 
 def _log_plan(backend: str, layout: Layout, data: Any, train_args: TrainArguments) -> None:
-    from training.plan import NEURON_CORES_PER_TRN1, make_plan
+    from training.plan import job_nodes, make_plan
 
     plan = make_plan(examples=data.loaded.rows - data.loaded.skipped, blocks=len(data.train),
                      data_parallel_size=layout.data_parallel_size,
                      batch_size=train_args.per_device_train_batch_size,
                      accumulation=train_args.gradient_accumulation_steps,
                      epochs=train_args.num_train_epochs, max_steps=train_args.max_steps)
-    nodes = max(layout.world_size // NEURON_CORES_PER_TRN1, 1) if backend == "neuron" else None
+    nodes = job_nodes() if backend == "neuron" else None
     logger.info("%s", plan.describe(nodes))
 
 

@@ -7,11 +7,20 @@ hundred; the job log shows which one it is before an hour of Trainium time is sp
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 # The seed run: Llama-3-8B LoRA (r=16, q_proj+v_proj) on dolly-15k, 3 epochs on one trn1.32xlarge.
 SEED_SAMPLES_PER_SECOND = 3.55
 NEURON_CORES_PER_TRN1 = 32
+
+
+def job_nodes() -> int:
+    """Nodes in this torchrun job: WORLD_SIZE over LOCAL_WORLD_SIZE (the processes torchrun started per
+    node; 32 on trn1.32xlarge, 64 on trn2.48xlarge)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", str(min(world, NEURON_CORES_PER_TRN1))))
+    return max(world // max(per_node, 1), 1)
 
 
 @dataclass(frozen=True)

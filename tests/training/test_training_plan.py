@@ -10,7 +10,7 @@ import pytest
 import yaml
 from training_helpers import REPO_ROOT, parse_finetune
 
-from training.plan import make_plan
+from training.plan import job_nodes, make_plan
 
 RECIPE = REPO_ROOT / "training" / "recipes" / "llama3-8b-lora.yaml"
 # dolly-15k in 2048-token Llama 3 blocks: accumulation 16 at DP 8 gave "about a dozen" steps per epoch
@@ -60,3 +60,11 @@ def test_the_log_shows_the_plan_before_training(tiny_model: Path, dolly_path: Pa
     assert "300 examples ->" in plans[0] and "3 optimizer steps in all" in plans[0]
     first_step_log = next(i for i, r in enumerate(caplog.records) if "done: 3 steps" in r.getMessage())
     assert caplog.records.index(next(r for r in caplog.records if r.getMessage() == plans[0])) < first_step_log
+
+
+@pytest.mark.parametrize(("world", "per_node", "nodes"), [("64", "32", 2), ("128", "64", 2), ("8", "8", 1)])
+def test_the_node_count_comes_from_torchruns_layout(world: str, per_node: str, nodes: int,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", world)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", per_node)  # trn2.48xlarge runs 64 processes per node
+    assert job_nodes() == nodes
