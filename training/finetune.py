@@ -297,8 +297,9 @@ def prepare_output_dir(output_dir: Path, backend: str, resume: bool) -> Path | N
     if checkpoint and backend == "neuron":
         # optimum/neuron/trainers/transformers.py, NeuronTrainer._train: "`resume_from_checkpoint` is
         # not supported by the NeuronTrainer."
-        logger.warning("optimum-neuron 0.4.5 cannot resume a trainer from %s; training again from step 0",
-                       checkpoint)
+        if main_process:
+            logger.warning("optimum-neuron 0.4.5 cannot resume a trainer from %s; training again from step 0",
+                           checkpoint)
         checkpoint = None
     if checkpoint is None and main_process:
         kept = set_aside(output_dir)
