@@ -6,9 +6,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # jsii prints a long end-of-life banner for Node 20 on every synth otherwise.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
-SHELL_SCRIPTS = $(shell git ls-files '*.sh' '*.sbatch' 'jobs/submit' 'lifecycle/*.sh' .ci/run 2>/dev/null | sort -u)
+SHELL_SCRIPTS = $(shell git ls-files '*.sh' '*.sbatch' 'jobs/submit' 'lifecycle/*.sh' 'tests/neuron/bin/*' .ci/run 2>/dev/null | sort -u)
 
-.PHONY: setup lint test unit demo down synth bench clean
+.PHONY: setup lint test unit check-neuron demo down synth bench clean
+NEURON_CHECK_VENV ?= .venv-neuron
 
 setup:
 	@bash scripts/setup.sh
@@ -21,6 +22,11 @@ lint: setup
 ## the README's test command: install, lint, every test (the local Slurm ones included)
 test: lint
 	$(VENV)/bin/pytest
+	$(MAKE) --no-print-directory check-neuron
+
+## the neuron backend through optimum-neuron 0.4.5's own code, torch_xla/neuronx_distributed simulated
+check-neuron: setup
+	$(NEURON_CHECK_VENV)/bin/python -m pytest tests/neuron -p no:cacheprovider
 
 ## tests that need no Slurm daemons
 unit: setup

@@ -8,6 +8,7 @@ set -euo pipefail
 # The local cluster's jobs run as an unprivileged user with this venv, so its interpreter must be
 # one every user can run: the system's python3 first (a pyenv build under /root is not).
 : "${PYTHON:=$(command -v /usr/bin/python3 || command -v python3)}"
+: "${NEURON_CHECK_VENV:=.venv-neuron}"
 # chromium: the report page is checked in a real headless browser (tests/report)
 : "${APT_PACKAGES:=slurm-wlm munge shellcheck slurmdbd mariadb-server python3-venv iproute2 chromium}"
 
@@ -65,6 +66,37 @@ install_python_env() {
     echo "$want" >"$stamp"
 }
 
+# The check-neuron venv: optimum-neuron 0.4.5 and the versions the cluster venv resolves to, with
+# torch_xla and neuronx_distributed simulated (tests/neuron). optimum-neuron needs Python >=3.10,<3.12.
+neuron_check_python() {
+    local py
+    for py in python3.11 python3.10; do
+        if command -v "$py" >/dev/null && "$py" -c 'import sys; assert (3, 10) <= sys.version_info[:2] < (3, 12)' 2>/dev/null; then
+            command -v "$py"
+            return
+        fi
+    done
+    log "error: the check-neuron venv needs Python 3.10 or 3.11 (optimum-neuron 0.4.5); python3 here is $(python3 -V 2>&1)"
+    return 1
+}
+
+install_neuron_check_env() {
+    local py stamp="${NEURON_CHECK_VENV}/.installed-sha" want constraints
+    py=$(neuron_check_python)
+    constraints=$("${VENV}/bin/python" tests/neuron/pins.py)
+    want=$( { "$py" -VV; echo "$constraints"; cat pyproject.toml; } | sha256sum | cut -d' ' -f1)
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -x "${NEURON_CHECK_VENV}/bin/python" ]]; then
+        log "check-neuron venv up to date: ${NEURON_CHECK_VENV}"
+        return
+    fi
+    log "installing the check-neuron venv ${NEURON_CHECK_VENV} (optimum-neuron 0.4.5, torch 2.13.0 CPU from local disk)"
+    "$py" -m venv --clear "$NEURON_CHECK_VENV"
+    echo "$constraints" >"${NEURON_CHECK_VENV}/constraints.txt"
+    "${NEURON_CHECK_VENV}/bin/pip" install -q --disable-pip-version-check -c "${NEURON_CHECK_VENV}/constraints.txt" \
+        "optimum-neuron[training]==0.4.5" torch -e ".[training]" pytest pytest-timeout
+    echo "$want" >"$stamp"
+}
+
 install_cdk_cli() {
     local stamp="node_modules/.installed-lock-sha"
     local want
@@ -80,5 +112,6 @@ install_cdk_cli() {
 
 install_apt_packages
 install_python_env
+install_neuron_check_env
 install_cdk_cli
 log "done"

@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 
 BACKENDS = ("auto", "cpu", "cuda", "neuron")
-NEURON_DEVICE = Path("/dev/neuron0")
+# the same variable as jobs/lib/common.sh's, so a simulated node can name its device file
+NEURON_DEVICE = Path(os.environ.get("NEURON_DEVICE", "/dev/neuron0"))
 
 
 class BackendUnavailable(RuntimeError):
@@ -32,6 +33,29 @@ def has_optimum_neuron() -> bool:
 def is_compile_pass() -> bool:
     """True under neuron_parallel_compile, which runs the training command to extract graphs."""
     return os.environ.get("NEURON_EXTRACT_GRAPHS_ONLY", "0") not in ("", "0")
+
+
+def global_rank() -> int:
+    """This process's rank in the whole job, for deciding who does once-per-job work.
+
+    Not the trainer's `is_world_process_zero()`: optimum-neuron 0.4.5 answers it with
+    `args.process_index == 0`, and `process_index` is 0 on every rank when
+    `distributed_state` is None, which it is with the default accelerator config
+    (optimum/neuron/trainers/training_args.py, `_setup_devices` and `process_index`).
+    torchrun sets RANK; torch.distributed knows it when something else started the group.
+    """
+    if os.environ.get("RANK", "").strip():
+        return int(os.environ["RANK"])
+    import sys
+
+    dist = sys.modules.get("torch.distributed")  # only ask torch when it is loaded already
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        return int(dist.get_rank())
+    return 0
+
+
+def is_main_process() -> bool:
+    return global_rank() == 0
 
 
 def resolve_backend(requested: str) -> str:

@@ -132,17 +132,21 @@ class TrainArguments:
 ARGUMENT_TYPES = (ModelArguments, DataArguments, TrainArguments)
 
 
+class RunSetupError(ValueError):
+    """Settings that cannot work together on this backend; the message says which to change."""
+
+
 def latest_complete_checkpoint(output_dir: Path) -> Path | None:
-    """The newest checkpoint-N that has its trainer_state.json (written last), or None.
+    """The newest completely written checkpoint-N (training.checkpoints decides), or None.
 
     A node lost mid-save leaves a checkpoint without it; resuming from that would fail,
     so the one before is used.
     """
-    from training.checkpoints import newest_first
+    from training.checkpoints import incomplete_reason, newest_first
 
     candidates = newest_first(output_dir)
     for ckpt in candidates:
-        if (ckpt / "trainer_state.json").exists():
+        if incomplete_reason(ckpt) is None:
             if ckpt != candidates[0]:
                 logger.warning("%s is incomplete; resuming from %s", candidates[0], ckpt)
             return ckpt
@@ -153,7 +157,8 @@ def checkpoint_step(checkpoint: Path) -> int:
     return int(json.loads((checkpoint / "trainer_state.json").read_text())["global_step"])
 
 
-def _sft_kwargs(data: DataArguments, train: TrainArguments, compile_pass: bool) -> dict[str, Any]:
+def _sft_kwargs(model: ModelArguments, data: DataArguments, train: TrainArguments,
+                compile_pass: bool) -> dict[str, Any]:
     max_steps = train.max_steps
     if compile_pass:
         max_steps = COMPILE_PASS_STEPS if max_steps < 0 else min(max_steps, COMPILE_PASS_STEPS)
@@ -175,6 +180,10 @@ def _sft_kwargs(data: DataArguments, train: TrainArguments, compile_pass: bool) 
         "eval_steps": train.eval_steps or train.save_steps,
         "seed": train.seed,
         "max_length": data.max_seq_length,
+        "gradient_checkpointing": model.gradient_checkpointing,
+        # transformers' own default, said explicitly: NeuronSFTTrainer reads the key from this dict
+        # and fails on None (optimum/neuron/trainers/sft_trainer.py, `"use_reentrant" not in ...`)
+        "gradient_checkpointing_kwargs": {"use_reentrant": True} if model.gradient_checkpointing else None,
     }
 
 
@@ -183,9 +192,11 @@ def save_final(trainer: Any, tokenizer: Any, output_dir: Path, full_finetune: bo
 
     The config file goes last: whoever sees adapter_config.json sees the weights too.
     """
+    import tempfile
+
     from training.fsio import move_files_into
 
-    tmp = output_dir / f".final-{os.getpid()}"
+    tmp = Path(tempfile.mkdtemp(prefix=".final-", dir=output_dir))
     trainer.model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     return move_files_into(tmp, output_dir, last=("config.json",) if full_finetune else ("adapter_config.json",))
@@ -226,56 +237,146 @@ def _leave_process_group(wait_for_all: bool) -> None:
     dist.destroy_process_group()
 
 
-def _train(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict[str, Any] | None:
-    """Train; returns the summary on the main process (None elsewhere and in the compile pass)."""
-    from transformers import AutoTokenizer, set_seed
+@dataclass(frozen=True)
+class Layout:
+    """How the processes of the job are arranged."""
 
-    from training.backends import resolve_backend
-    from training.data import HELDOUT_FILE, prepare, write_heldout
-    from training.lora import count_parameters, lora_config
-    from training.metrics import (
-        MetricsCallback,
-        final_value,
-        perplexity,
-        plot_loss,
-        read_metrics,
-        truncate_metrics,
-    )
-    from training.trainers import TrainerParts, build_neuron_trainer, build_torch_trainer
+    world_size: int
+    tensor_parallel_size: int
+
+    @property
+    def data_parallel_size(self) -> int:
+        return self.world_size // self.tensor_parallel_size
+
+
+def check_layout(backend: str, model_args: ModelArguments, data_args: DataArguments) -> Layout:
+    """The job's layout, or RunSetupError before anything is loaded or written."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    tp = model_args.tensor_parallel_size if backend == "neuron" else 1
+    if world_size % tp:
+        raise RunSetupError(f"--tensor_parallel_size {tp} does not divide the {world_size} processes of this job; "
+                            "choose a divisor of the process count")
+    # optimum-neuron 0.4.5 turns sequence parallelism on unless disable_sequence_parallel is set, and
+    # then scatters each block's tokens over the TP ranks (TrainingNeuronConfig, sequence_parallel_enabled)
+    if tp > 1 and data_args.max_seq_length % tp:
+        raise RunSetupError(f"--max_seq_length {data_args.max_seq_length} is not divisible by "
+                            f"--tensor_parallel_size {tp}: sequence parallelism splits every block over the "
+                            f"{tp} tensor-parallel ranks; use a multiple of {tp}")
+    return Layout(world_size, tp)
+
+
+def _run_args(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict[str, Any]:
+    """The arguments as summary.json records them (JSON values)."""
+    return json.loads(json.dumps({**asdict(model_args), **asdict(data_args), **asdict(train_args)}))
+
+
+def finished_summary(output_dir: Path, args: dict[str, Any]) -> dict[str, Any] | None:
+    """The summary of a finished run of exactly these arguments in `output_dir`, if there is one."""
+    path = output_dir / "summary.json"
+    if not path.is_file():
+        return None
+    summary: dict[str, Any] = json.loads(path.read_text())
+    if summary.get("args") != args or summary.get("steps", 0) < summary.get("max_steps", 1):
+        return None
+    return summary
+
+
+def prepare_output_dir(output_dir: Path, backend: str, resume: bool) -> Path | None:
+    """The checkpoint to resume from, after putting `output_dir` in order (global rank 0 only writes).
+
+    Incomplete checkpoints go first, so nothing is ever written into a half-written directory.
+    A run that starts again from step 0 (the neuron backend, or --resume false) moves the old
+    run's checkpoints aside, so consolidate never picks one that this run began to overwrite.
+    """
+    from training.backends import is_main_process
+    from training.checkpoints import remove_incomplete, set_aside
+
+    main_process = is_main_process()
+    if main_process:
+        for removed in remove_incomplete(output_dir):
+            logger.warning("removed %s: it was not completely written", removed)
+    checkpoint = latest_complete_checkpoint(output_dir) if resume else None
+    if checkpoint and backend == "neuron":
+        # optimum/neuron/trainers/transformers.py, NeuronTrainer._train: "`resume_from_checkpoint` is
+        # not supported by the NeuronTrainer."
+        if main_process:
+            logger.warning("optimum-neuron 0.4.5 cannot resume a trainer from %s; training again from step 0",
+                           checkpoint)
+        checkpoint = None
+    if checkpoint is None and main_process:
+        kept = set_aside(output_dir)
+        if kept is not None:
+            logger.warning("the previous run's checkpoints are set aside; the newest is kept as %s", kept)
+    if checkpoint:
+        logger.info("resuming from %s (step %d)", checkpoint, checkpoint_step(checkpoint))
+    return checkpoint
+
+
+def _train(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict[str, Any] | None:
+    """Train; returns the summary on global rank 0 (None elsewhere and in the compile pass)."""
+    from transformers import set_seed
+
+    from training.backends import is_main_process, resolve_backend
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if model_args.backend == "neuron":  # refuse impossible settings on any machine, before the device check
+        check_layout("neuron", model_args, data_args)
     backend = resolve_backend(model_args.backend)
+    layout = check_layout(backend, model_args, data_args)
     compile_pass = is_compile_pass()
     output_dir = Path(train_args.output_dir)
+    run_args = _run_args(model_args, data_args, train_args)
+    done = None if compile_pass else finished_summary(output_dir, run_args)
+    if done is not None:
+        # a requeued job whose work is done: keep its results rather than train again
+        logger.info("%s already reached max_steps=%d; nothing to do", output_dir, done["max_steps"])
+        return done if is_main_process() else None
     set_seed(train_args.seed)
-
-    summary_path = output_dir / "summary.json"
-    checkpoint = None if compile_pass or not train_args.resume else latest_complete_checkpoint(output_dir)
+    checkpoint = None if compile_pass else prepare_output_dir(output_dir, backend, train_args.resume)
     resumed_from = checkpoint_step(checkpoint) if checkpoint else 0
-    if checkpoint and 0 < train_args.max_steps <= resumed_from and summary_path.exists():
-        # a requeued job whose work is done: keep its results rather than redo the last save and evaluation
-        logger.info("%s already reached max_steps=%d; nothing to do", checkpoint, train_args.max_steps)
-        return json.loads(summary_path.read_text()) if os.environ.get("RANK", "0") == "0" else None
-    if checkpoint and backend == "neuron":
-        logger.warning("optimum-neuron 0.4.5 cannot resume a trainer from %s; training again from step 0 "
-                       "(the checkpoint is left in place)", checkpoint)
-        checkpoint, resumed_from = None, 0
-    if checkpoint:
-        logger.info("resuming from %s (step %d)", checkpoint, resumed_from)
+    session = _start_session(backend, layout, model_args, data_args, train_args, compile_pass, resumed_from)
+    session.trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    if compile_pass:
+        logger.info("compile pass done (%d steps); no checkpoint or results written",
+                    session.trainer.state.global_step)
+        return None
+    _final_eval(session, backend)
+    if not is_main_process():
+        return None
+    return _finish(session, backend, layout, model_args, data_args, run_args, resumed_from)
+
+
+@dataclass(frozen=True)
+class Session:
+    """A trainer ready to train, with what the end of the run reports on."""
+
+    trainer: Any
+    tokenizer: Any
+    data: Any
+    metrics: Any  # training.metrics.MetricsCallback
+
+
+def _start_session(backend: str, layout: Layout, model_args: ModelArguments, data_args: DataArguments,
+                   train_args: TrainArguments, compile_pass: bool, resumed_from: int) -> Session:
+    from transformers import AutoTokenizer
+
+    from training.backends import is_main_process
+    from training.data import HELDOUT_FILE, prepare, write_heldout
+    from training.lora import lora_config
+    from training.metrics import MetricsCallback, truncate_metrics
+    from training.trainers import TrainerParts, build_neuron_trainer, build_torch_trainer
 
     tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
     if tokenizer.pad_token is None:  # Llama 3 has none; pads are masked out of the loss anyway
         tokenizer.pad_token = tokenizer.eos_token
     data = prepare(data_args.dataset_path, tokenizer, data_args.max_seq_length, data_args.eval_fraction,
                    train_args.seed, data_args.skip_bad_rows)
-
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    tp = model_args.tensor_parallel_size if backend == "neuron" else 1
-    if world_size % tp:
-        raise ValueError(f"tensor_parallel_size={tp} does not divide the {world_size} processes")
-    samples_per_step = train_args.per_device_train_batch_size * train_args.gradient_accumulation_steps * (
-        world_size // tp)
-    metrics_cb = MetricsCallback(output_dir, samples_per_step, data_args.max_seq_length)
+    _log_plan(backend, layout, data, train_args)
+    samples_per_step = (train_args.per_device_train_batch_size * train_args.gradient_accumulation_steps
+                        * layout.data_parallel_size)
+    main_process = is_main_process() and not compile_pass
+    metrics_cb = MetricsCallback(Path(train_args.output_dir), samples_per_step, data_args.max_seq_length,
+                                 main_process=main_process)
     parts = TrainerParts(
         model_path=model_args.model_name_or_path,
         tokenizer=tokenizer,
@@ -284,77 +385,103 @@ def _train(model_args: ModelArguments, data_args: DataArguments, train_args: Tra
         peft_config=None if model_args.full_finetune else lora_config(
             model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout, model_args.target_modules),
         callbacks=[metrics_cb],
-        sft_kwargs={**_sft_kwargs(data_args, train_args, compile_pass),
-                    "gradient_checkpointing": model_args.gradient_checkpointing},
+        sft_kwargs=_sft_kwargs(model_args, data_args, train_args, compile_pass),
         bf16=model_args.bf16,
     )
     if backend == "neuron":
-        trainer = build_neuron_trainer(parts, model_args.tensor_parallel_size)
+        trainer = build_neuron_trainer(parts, layout.tensor_parallel_size)
     else:
         trainer = build_torch_trainer(parts, backend)
-    main_process = trainer.is_world_process_zero()
-    metrics_path = output_dir / "metrics.jsonl"
-    if main_process and not compile_pass:
-        truncate_metrics(metrics_path, resumed_from)  # drop what the interrupted run logged after its checkpoint
+    if main_process:  # drop what the interrupted run logged after its checkpoint
+        truncate_metrics(Path(train_args.output_dir) / "metrics.jsonl", resumed_from)
         if data.heldout.examples:  # before training: the neuron backend never evaluates, training.evaluate does
-            write_heldout(output_dir / HELDOUT_FILE, data.heldout)
+            write_heldout(Path(train_args.output_dir) / HELDOUT_FILE, data.heldout)
+    return Session(trainer, tokenizer, data, metrics_cb)
 
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    if data.eval is not None and backend != "neuron" and not compile_pass:
-        last_eval = final_value([r for r in read_metrics(metrics_path) if "eval_loss" in r], "step")
-        if last_eval != trainer.state.global_step:
-            trainer.evaluate()
 
-    if compile_pass:
-        logger.info("compile pass done (%d steps); no checkpoint or results written", trainer.state.global_step)
-        return None
-    if not main_process:
-        return None
+def _log_plan(backend: str, layout: Layout, data: Any, train_args: TrainArguments) -> None:
+    from training.plan import job_nodes, make_plan
+
+    plan = make_plan(examples=data.loaded.rows - data.loaded.skipped, blocks=len(data.train),
+                     data_parallel_size=layout.data_parallel_size,
+                     batch_size=train_args.per_device_train_batch_size,
+                     accumulation=train_args.gradient_accumulation_steps,
+                     epochs=train_args.num_train_epochs, max_steps=train_args.max_steps)
+    nodes = job_nodes() if backend == "neuron" else None
+    logger.info("%s", plan.describe(nodes))
+
+
+def _final_eval(session: Session, backend: str) -> None:
+    """One more eval at the last step, unless the trainer just did one (the neuron backend does not evaluate)."""
+    from training.metrics import final_value, read_metrics
+
+    if session.data.eval is None or backend == "neuron":
+        return
+    records = read_metrics(session.metrics.path)
+    if final_value([r for r in records if "eval_loss" in r], "step") != session.trainer.state.global_step:
+        session.trainer.evaluate()
+
+
+def _finish(session: Session, backend: str, layout: Layout, model_args: ModelArguments,
+            data_args: DataArguments, run_args: dict[str, Any], resumed_from: int) -> dict[str, Any]:
+    """Global rank 0's results: the adapter (torch backends), the loss plot and summary.json."""
+    from training.metrics import plot_loss
+
+    output_dir = session.metrics.path.parent
     if backend != "neuron":
-        save_final(trainer, tokenizer, output_dir, model_args.full_finetune)
-    plot_loss(metrics_path, output_dir / "loss.png",
+        save_final(session.trainer, session.tokenizer, output_dir, model_args.full_finetune)
+    plot_loss(session.metrics.path, output_dir / "loss.png",
               title=f"{Path(model_args.model_name_or_path).name}: "
                     f"{'full fine-tune' if model_args.full_finetune else 'LoRA'} ({backend})")
-    records = read_metrics(metrics_path)
+    summary = write_summary(output_dir / "summary.json",
+                            **_summary_fields(session, backend, layout, model_args, data_args, resumed_from),
+                            args=run_args)
+    logger.info("done: %d steps, final loss %s, eval loss %s; results in %s",
+                summary["steps"], summary["final_train_loss"], summary["final_eval_loss"], output_dir)
+    return summary
+
+
+def _summary_fields(session: Session, backend: str, layout: Layout, model_args: ModelArguments,
+                    data_args: DataArguments, resumed_from: int) -> dict[str, Any]:
+    from training.lora import count_parameters
+    from training.metrics import final_value, perplexity, read_metrics
+
+    data, trainer = session.data, session.trainer
+    records = read_metrics(session.metrics.path)
     trainable, total = count_parameters(trainer.model)
     final_loss, final_eval = final_value(records, "loss"), final_value(records, "eval_loss")
-    summary = write_summary(
-        summary_path,
-        backend=backend,
-        model_name_or_path=model_args.model_name_or_path,
-        dataset_path=data_args.dataset_path,
-        data_format=data.loaded.data_format,
-        rows=data.loaded.rows,
-        skipped_rows=data.loaded.skipped,
-        train_blocks=len(data.train),
-        eval_blocks=len(data.eval) if data.eval is not None else 0,
-        heldout_examples=len(data.heldout.examples),
-        max_seq_length=data_args.max_seq_length,
-        full_finetune=model_args.full_finetune,
-        lora=None if model_args.full_finetune else {
+    return {
+        "backend": backend,
+        "model_name_or_path": model_args.model_name_or_path,
+        "dataset_path": data_args.dataset_path,
+        "data_format": data.loaded.data_format,
+        "rows": data.loaded.rows,
+        "skipped_rows": data.loaded.skipped,
+        "train_blocks": len(data.train),
+        "eval_blocks": len(data.eval) if data.eval is not None else 0,
+        "heldout_examples": len(data.heldout.examples),
+        "max_seq_length": data_args.max_seq_length,
+        "full_finetune": model_args.full_finetune,
+        "lora": None if model_args.full_finetune else {
             "r": model_args.lora_r, "alpha": model_args.lora_alpha, "dropout": model_args.lora_dropout,
             "target_modules": model_args.target_modules},
-        trainable_params=trainable,
-        total_params=total,
-        params_per_tensor_parallel_rank=tp > 1,
-        world_size=world_size,
-        tensor_parallel_size=tp,
-        data_parallel_size=world_size // tp,
-        samples_per_step=samples_per_step,
-        steps=trainer.state.global_step,
-        max_steps=trainer.state.max_steps,
-        resumed_from_step=resumed_from,
-        **metrics_cb.throughput(),
-        final_train_loss=final_loss,
-        final_eval_loss=final_eval,
-        final_perplexity=None if final_loss is None else perplexity(final_loss),
-        final_eval_perplexity=None if final_eval is None else perplexity(final_eval),
-        finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        args={**asdict(model_args), **asdict(data_args), **asdict(train_args)},
-    )
-    logger.info("done: %d steps, final loss %s, eval loss %s; results in %s",
-                summary["steps"], final_loss, final_eval, output_dir)
-    return summary
+        "trainable_params": trainable,
+        "total_params": total,
+        "params_per_tensor_parallel_rank": layout.tensor_parallel_size > 1,
+        "world_size": layout.world_size,
+        "tensor_parallel_size": layout.tensor_parallel_size,
+        "data_parallel_size": layout.data_parallel_size,
+        "samples_per_step": session.metrics.samples_per_step,
+        "steps": trainer.state.global_step,
+        "max_steps": trainer.state.max_steps,
+        "resumed_from_step": resumed_from,
+        **session.metrics.throughput(),
+        "final_train_loss": final_loss,
+        "final_eval_loss": final_eval,
+        "final_perplexity": None if final_loss is None else perplexity(final_loss),
+        "final_eval_perplexity": None if final_eval is None else perplexity(final_eval),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 if __name__ == "__main__":
@@ -364,5 +491,5 @@ if __name__ == "__main__":
     from training.cli import run_entry_point
     from training.data import DataError
 
-    sys.exit(run_entry_point(ARGUMENT_TYPES, main, user_errors=(BackendUnavailable, DataError),
+    sys.exit(run_entry_point(ARGUMENT_TYPES, main, user_errors=(BackendUnavailable, DataError, RunSetupError),
                              prog="python -m training.finetune", description=__doc__))

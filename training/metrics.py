@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -68,8 +70,12 @@ class MetricsCallback(TrainerCallback):
     because those count the steps a resumed run skipped as if it had done them.
     """
 
-    def __init__(self, output_dir: Path, samples_per_step: int, tokens_per_sample: int) -> None:
+    def __init__(self, output_dir: Path, samples_per_step: int, tokens_per_sample: int, *,
+                 main_process: bool) -> None:
         self.path = output_dir / "metrics.jsonl"
+        # decided by the caller from the global rank: optimum-neuron's state.is_world_process_zero is
+        # True on every rank of a multi-node job (see training.backends.global_rank)
+        self.main_process = main_process
         self.samples_per_step = samples_per_step
         self.tokens_per_sample = tokens_per_sample
         self.start_step = 0
@@ -89,7 +95,7 @@ class MetricsCallback(TrainerCallback):
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
                **kwargs: Any) -> None:
-        if not state.is_world_process_zero or not logs:
+        if not self.main_process or not logs:
             return
         record: dict[str, Any] = {"step": state.global_step, "epoch": state.epoch, "time": time.time()}
         for key in ("loss", "eval_loss", "learning_rate", "grad_norm"):
@@ -145,10 +151,15 @@ def plot_loss(metrics_path: Path, png_path: Path, title: str = "Fine-tuning loss
     else:
         ax.text(0.5, 0.5, "no loss logged yet", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
-    tmp = png_path.with_name(f".{png_path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(png_path)
+    fd, name = tempfile.mkstemp(dir=png_path.parent, prefix=f".{png_path.name}.", suffix=".tmp.png")
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png")
+        tmp.replace(png_path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
     return png_path
 
 

@@ -93,11 +93,24 @@ def _accept_indexed_cpu_locations() -> None:
     torch.serialization.register_package(11, lambda obj: None, restore)
 
 
+def neuron_settings(parts: TrainerParts, tensor_parallel_size: int) -> dict[str, Any]:
+    """NeuronSFTConfig's arguments: the common SFT settings plus the Neuron-only ones."""
+    return {
+        **_sft_settings(parts),
+        "tensor_parallel_size": tensor_parallel_size,
+        # Graphs are cached on FSx. Pushing them to the Hub's cache at the end of train() makes every
+        # rank query the Hub and raise on a 429, 5xx or connection error after training succeeded
+        # (optimum/neuron/trainers/transformers.py, NeuronTrainer.train -> synchronize_hub_cache).
+        "skip_cache_push": True,
+    }
+
+
 def build_neuron_trainer(parts: TrainerParts, tensor_parallel_size: int) -> Any:
     """NeuronSFTTrainer with the model sharded over `tensor_parallel_size` NeuronCores.
 
-    optimum-neuron 0.4.5 does not evaluate (its trainer raises on an eval dataloader),
-    so the eval split is not passed here.
+    optimum-neuron 0.4.5 does not evaluate (NeuronTrainingArguments.__post_init__ in
+    optimum/neuron/trainers/training_args.py raises "Evaluation is not supported yet." when
+    do_eval is set), so the eval split is not passed here and eval_strategy stays "no".
     """
     import torch
 
@@ -107,7 +120,7 @@ def build_neuron_trainer(parts: TrainerParts, tensor_parallel_size: int) -> Any:
     except ImportError as e:
         raise RuntimeError(f"--backend neuron: cannot import optimum.neuron ({e})") from e
 
-    config = NeuronSFTConfig(**_sft_settings(parts), tensor_parallel_size=tensor_parallel_size)
+    config = NeuronSFTConfig(**neuron_settings(parts, tensor_parallel_size))
     max_len = parts.sft_kwargs["max_length"]
     # optimum-neuron's flash attention kernel wants sequence lengths in multiples of 2048
     attn = "flash_attention_2" if max_len % 2048 == 0 else "eager"

@@ -39,7 +39,8 @@ fi
 # --- backend: neuron on trn1, cuda where GPUs are, cpu elsewhere (the local cluster)
 : "${BACKEND:=auto}"
 : "${NEURON_DEVICE:=/dev/neuron0}"
-: "${NEURON_CORES_PER_NODE:=32}"
+# NeuronCores per node and the tensor-parallel size: empty means detected on the node (see below)
+: "${NEURON_CORES_PER_NODE:=}"
 : "${CPU_PROCS_PER_NODE:=1}"
 # hub: the model from the Hugging Face Hub; tiny: a tiny random Llama, only when asked for by name
 # (a step that landed on the wrong node must never put a toy model where the real one belongs)
@@ -47,7 +48,7 @@ fi
 
 # --- training: an empty value leaves the recipe's value
 : "${RECIPE:=${PROJECT_DIR}/training/recipes/llama3-8b-lora.yaml}"
-: "${TP_SIZE:=8}"
+: "${TP_SIZE:=}"
 : "${MAX_STEPS:=}"
 : "${NUM_TRAIN_EPOCHS:=}"
 : "${BATCH_SIZE:=}"
@@ -100,6 +101,33 @@ resolve_backend() {
 
 BACKEND=$(resolve_backend)
 
+# neuron_core_count: NeuronCores on this node, summed over neuron-ls's device table (as the official
+# optimum-neuron example does: examples/training/llama/finetune_llama.sh); 32 without neuron-ls
+neuron_core_count() {
+    if command -v neuron-ls >/dev/null; then
+        neuron-ls | awk '/^\| [0-9]+/ {total += $4} END {print total + 0}'
+    else
+        echo 32
+    fi
+}
+
+# tp_for_cores N: the tensor-parallel size for Llama-3-8B on a node with N NeuronCores (the same
+# table as the official example: trn1.32xlarge 32 -> 8, trn2.48xlarge 64 -> 4, trn2.3xlarge 4 -> 4)
+tp_for_cores() {
+    case "$1" in
+        32) echo 8 ;;
+        64 | 4) echo 4 ;;
+        *) die "no tensor-parallel size known for a node with $1 NeuronCores; set TP_SIZE (and NEURON_CORES_PER_NODE)" ;;
+    esac
+}
+
+if [[ "$BACKEND" == neuron ]]; then
+    [[ -n "$NEURON_CORES_PER_NODE" ]] || NEURON_CORES_PER_NODE=$(neuron_core_count)
+    [[ -n "$TP_SIZE" ]] || TP_SIZE=$(tp_for_cores "$NEURON_CORES_PER_NODE")
+fi
+: "${NEURON_CORES_PER_NODE:=32}"
+: "${TP_SIZE:=8}"
+
 case "$BACKEND" in
     neuron) : "${PROCS_PER_NODE:=${NEURON_CORES_PER_NODE}}" ;;
     cuda) : "${PROCS_PER_NODE:=$(nvidia-smi -L | wc -l)}" ;;
@@ -119,30 +147,11 @@ export TOKENIZERS_PARALLELISM=false
 export PYTHONUNBUFFERED=1
 
 if [[ "$BACKEND" == neuron ]]; then
-    # The cluster's own Neuron job environment (written by the lifecycle scripts) comes first;
-    # what is already set in the environment wins over it, and it over the defaults below.
-    if [[ -r "${VENV_DIR}/neuron_env.sh" ]]; then
-        # shellcheck source=/dev/null
-        source "${VENV_DIR}/neuron_env.sh"
-    fi
-    # EFA between trn1 nodes, with device RDMA; libfabric must survive the fork of data loaders
-    export FI_PROVIDER=${FI_PROVIDER:-efa}
-    export FI_EFA_USE_DEVICE_RDMA=${FI_EFA_USE_DEVICE_RDMA:-1}
-    export FI_EFA_FORK_SAFE=${FI_EFA_FORK_SAFE:-1}
-    # graphs compiled once (by neuron_parallel_compile) are reused by every node from FSx
-    export NEURON_COMPILE_CACHE_URL=${NEURON_COMPILE_CACHE_URL:-${NEURON_CACHE_DIR}}
-    export NEURON_CC_FLAGS=${NEURON_CC_FLAGS:---model-type=transformer --distribution-strategy=llm-training}
-    if [[ "$NEURON_CC_FLAGS" != *--cache_dir* ]]; then
-        NEURON_CC_FLAGS+=" --cache_dir=${NEURON_COMPILE_CACHE_URL}"
-    fi
-    export NEURON_FUSE_SOFTMAX=${NEURON_FUSE_SOFTMAX:-1}
-    export NEURON_RT_ASYNC_EXEC_MAX_INFLIGHT_REQUESTS=${NEURON_RT_ASYNC_EXEC_MAX_INFLIGHT_REQUESTS:-3}
-    export NEURON_RT_STOCHASTIC_ROUNDING_EN=${NEURON_RT_STOCHASTIC_ROUNDING_EN:-1}
+    # shellcheck source=jobs/lib/neuron_env.sh
+    source "${JOBS_DIR}/lib/neuron_env.sh"
     # torchrun starts one process per NeuronCore and torch-neuronx gives each local rank its core
     # (NEURON_RT_VISIBLE_CORES); NEURON_RT_NUM_CORES would fight that, so it must stay unset
     unset NEURON_RT_NUM_CORES
-    # glibc's default of 8 arenas per core makes 32 ranks' host memory balloon
-    export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-64}
 fi
 
 # srun for every step: one failed task ends the step, and on HyperPod a faulty node

@@ -26,6 +26,10 @@ NEURON_PINS: dict[str, tuple[str, ...]] = {
         "trl==0.24.0",
         "peft==0.17.0",
         "accelerate==1.8.1",
+        # optimum-neuron's neuronx extra pins numpy<=1.26.4; pyarrow 26 refuses NumPy 1.x at
+        # `import datasets` ("pyarrow requires NumPy 2.0 or newer"), 25.0.1 imports (make check-neuron)
+        "numpy<=1.26.4",
+        "pyarrow<26",
     ),
 }
 NEURON_PIP_INDEX = "https://pip.repos.neuron.amazonaws.com"

@@ -247,15 +247,6 @@ def test_submit_refuses_a_node_count_that_is_not_a_positive_number_and_creates_n
     assert not (tmp_path / "sbatch.args").exists() and not (tmp_path / "fsx").exists()
 
 
-def test_the_clusters_neuron_env_file_wins_over_the_defaults(tmp_path: Path) -> None:
-    venv = tmp_path / "venv"
-    venv.mkdir()
-    (venv / "neuron_env.sh").write_text(
-        'export NEURON_CC_FLAGS="${NEURON_CC_FLAGS:---target=trn1 --cache_dir=/cluster/cache}"\n')
-    got = values(tmp_path, "NEURON_CC_FLAGS", "FI_PROVIDER", BACKEND="neuron", VENV_DIR=str(venv))
-    assert got == {"NEURON_CC_FLAGS": "--target=trn1 --cache_dir=/cluster/cache", "FI_PROVIDER": "efa"}
-
-
 def test_submit_leaves_the_backend_to_be_resolved_on_the_compute_nodes(tmp_path: Path) -> None:
     # The head node has no Neuron device; what it resolved must not reach the trn1 jobs.
     # This stand-in for sbatch records the environment each job would be submitted with.

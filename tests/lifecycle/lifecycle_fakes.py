@@ -95,6 +95,10 @@ def make_root(path: Path) -> Path:
     # FSx is mounted root-owned 0755 on HyperPod: the default user can create nothing at its top.
     (path / "fsx").mkdir(mode=0o755)
     os.chown(path / "fsx", 0, 0)
+    # the HyperPod Ubuntu 22.04 image: python3 is 3.10, which optimum-neuron 0.4.5 supports
+    (path / "usr/bin").mkdir(parents=True)
+    (path / "usr/bin/python3.10").touch()
+    (path / "usr/bin/python3").symlink_to("python3.10")
     return path
 
 

@@ -68,25 +68,27 @@ def test_shared_compile_cache_is_sticky_and_world_writable(worker):
 def test_neuron_environment_points_compiler_at_the_shared_cache(worker):
     root, _ = worker
     env = (root / "fsx/envs/neuron/neuron_env.sh").read_text()
-    assert 'NEURON_COMPILE_CACHE_URL="${NEURON_COMPILE_CACHE_URL:-/fsx/neuron-cache}"' in env
-    assert "--cache_dir=/fsx/neuron-cache" in env
-    assert 'FI_PROVIDER="${FI_PROVIDER:-efa}"' in env
+    # the cluster's cache as a default only; every Neuron variable comes from the project's one file
+    assert 'NEURON_CACHE_DIR="${NEURON_CACHE_DIR:-/fsx/neuron-cache}"' in env
+    assert ". /fsx/src/hyperpod-trn-lora/jobs/lib/neuron_env.sh" in env
     assert "/fsx/envs/neuron/neuron_env.sh" in (root / "etc/profile.d/hyperpod-neuron.sh").read_text()
 
 
 def test_venv_gets_optimum_neuron_with_the_pinned_neuron_stack(worker):
     root, commands = worker
     venv = root / "fsx/envs/neuron"
-    assert ["/usr/bin/python3", "-m", "venv", str(venv)] in commands
+    assert ["/usr/bin/python3.10", "-m", "venv", "--clear", str(venv)] in commands
     pip = commands[index(commands, [str(venv / "bin/pip"), "install"])]
-    assert pip[pip.index("--extra-index-url") + 1] == "https://pip.repos.neuron.amazonaws.com"
+    # the indexes live in the venv's pip.conf, so the env job's pip uses them too
+    conf = (venv / "pip.conf").read_text()
+    assert "https://pip.repos.neuron.amazonaws.com" in conf and "https://download.pytorch.org/whl/cpu" in conf
     assert pip[pip.index("-r") + 1] == str(venv / "requirements.txt")
     assert pip[pip.index("-c") + 1] == str(venv / "constraints.txt")
     assert (venv / "requirements.txt").read_text() == "optimum-neuron[neuronx,training]==0.4.5\n"
     pins = (venv / "constraints.txt").read_text().splitlines()
     assert "neuronx-cc==2.21.33363.0" in pins
     assert "torch-neuronx==2.8.0.2.10.16998" in pins
-    assert "torch==2.8.0.*" in pins
+    assert "torch==2.8.0+cpu" in pins  # the CPU build: PyPI's default torch brings 4 GB of CUDA wheels
     assert "neuronx_distributed==0.15.22404" in pins
     assert "libneuronxla==2.2.12677.0" in pins
     assert (venv / ".provisioned").is_file()
@@ -97,7 +99,7 @@ def test_python3_venv_comes_from_apt_with_a_dpkg_lock_timeout(worker):
     install = commands[index(commands, ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-o"])]
     assert install[3:5] == ["-o", "DPkg::Lock::Timeout=600"]
     assert ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-o", "DPkg::Lock::Timeout=600",
-            "install", "-y", "-q", "--no-install-recommends", "python3-venv"] in commands
+            "install", "-y", "-q", "--no-install-recommends", "python3.10-venv"] in commands
 
 
 def test_slurmd_starts_last_with_the_controller_as_conf_server(worker):

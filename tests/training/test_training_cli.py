@@ -75,7 +75,7 @@ def test_a_recipe_sets_defaults_and_flags_override_it(tmp_path: Path) -> None:
 def test_the_shipped_llama3_recipe_is_valid() -> None:
     model, data, train = parse_finetune([str(REPO_ROOT / "training/recipes/llama3-8b-lora.yaml"), *REQUIRED])
     assert (model.tensor_parallel_size, model.bf16, model.target_modules) == (8, True, ["q_proj", "v_proj"])
-    assert (data.max_seq_length, train.gradient_accumulation_steps) == (2048, 16)
+    assert (data.max_seq_length, train.gradient_accumulation_steps, train.num_train_epochs) == (2048, 8, 3)
 
 
 def test_an_unknown_recipe_key_is_an_error_naming_it(tmp_path: Path) -> None:

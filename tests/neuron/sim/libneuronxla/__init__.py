@@ -1,0 +1,1 @@
+"""Simulated libneuronxla: only its compile cache, which optimum-neuron opens around train()."""

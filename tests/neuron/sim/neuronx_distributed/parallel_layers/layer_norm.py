@@ -1,0 +1,3 @@
+from torch.nn import LayerNorm
+
+__all__ = ["LayerNorm"]

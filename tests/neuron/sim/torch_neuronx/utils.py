@@ -1,0 +1,2 @@
+def get_platform_target() -> str:
+    return "trn1"

@@ -1,0 +1,9 @@
+"""No compilation, so no compile metrics."""
+
+
+def metrics_report() -> str:
+    return ""
+
+
+def short_metrics_report(*args: object, **kwargs: object) -> str:
+    return ""
