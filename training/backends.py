@@ -10,11 +10,13 @@ import importlib.util
 import os
 from pathlib import Path
 
+from training.errors import UserError
+
 BACKENDS = ("auto", "cpu", "cuda", "neuron")
 NEURON_DEVICE = Path("/dev/neuron0")
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(UserError):
     """The backend asked for cannot run on this machine."""
 
 

@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from training.fsio import atomic_output_dir
+from training.errors import ArgumentError, require_dir, require_output_dir
+from training.fsio import atomic_output_dir, read_json_object
 from training.shards_io import (
     Part,
     Rows,
@@ -56,9 +57,11 @@ class ConsolidateArguments:
 
     def __post_init__(self) -> None:
         if self.max_shard_size_gb <= 0:
-            raise ValueError("max_shard_size_gb must be positive")
+            raise ArgumentError(f"--max_shard_size_gb must be positive, got {self.max_shard_size_gb}")
+        require_dir("checkpoint_dir", self.checkpoint_dir)
         if Path(self.output_dir).resolve() == Path(self.checkpoint_dir).resolve():
-            raise ValueError("output_dir must differ from checkpoint_dir")
+            raise ArgumentError("--output_dir must differ from --checkpoint_dir")
+        require_output_dir("output_dir", self.output_dir)
 
 
 Producer = Callable[[], Iterator[Part]]
@@ -137,6 +140,12 @@ def _plan(ckpt: ShardedCheckpoint, adapter_name: str | None) -> list[tuple[str, 
                 raise CheckpointError(f"{ranks[0].path}: replicated {name} differs in shape across ranks {shapes}")
             if dim is not None and any(s[:dim] + s[dim + 1:] != shapes[0][:dim] + shapes[0][dim + 1:] for s in shapes):
                 raise CheckpointError(f"{ranks[-1].path}: {name} shapes {shapes} do not add up on dim {dim}")
+            if dim is not None:  # neuronx_distributed splits a parallel dim into equal parts, one per rank
+                for r, s in zip(ranks, shapes, strict=True):
+                    if s[dim] != shapes[0][dim]:
+                        raise CheckpointError(f"{r.path}: {name} holds {s[dim]} on its split dim {dim}, rank 0 "
+                                              f"holds {shapes[0][dim]}; tensor-parallel ranks split evenly, so "
+                                              "this rank file does not belong to the checkpoint")
             dtype = ranks[0].shape(name)[1]
             spec = next((f for f in fused if name.startswith(f"{f.module}.{f.fused_name}.")), None)
             if spec is None:
@@ -167,7 +176,7 @@ def _adapter_config(adapter_dir: Path, linears: dict[str, tuple[str, ...]]) -> d
     path = adapter_dir / "adapter_config.json"
     if not path.is_file():
         raise CheckpointError(f"{path}: missing")
-    config: dict[str, Any] = json.loads(path.read_text())
+    config: dict[str, Any] = read_json_object(path, CheckpointError)
     targets = config.get("target_modules")
     if isinstance(targets, list):
         expanded: list[str] = []
@@ -204,13 +213,10 @@ def validate_peft_dir(path: Path) -> None:
     for p in (config_path, weights):
         if not p.is_file():
             raise CheckpointError(f"{p}: missing")
-    config = json.loads(config_path.read_text())
+    config = read_json_object(config_path, CheckpointError)
     if "r" not in config:
         raise CheckpointError(f"{config_path}: no LoRA rank 'r'")
-    try:
-        tensor_ranges(weights)
-    except (ValueError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{weights}: unreadable ({exc})") from exc
+    tensor_ranges(weights)
 
 
 def main(args: ConsolidateArguments) -> Path:
@@ -236,9 +242,8 @@ def main(args: ConsolidateArguments) -> Path:
 def cli(argv: list[str] | None = None) -> int:
     from training.cli import run_entry_point
 
-    return run_entry_point((ConsolidateArguments,), main, argv=argv,
-                           user_errors=(CheckpointError, FileExistsError, FileNotFoundError, ValueError),
-                           prog="python -m training.consolidate", description=__doc__)
+    return run_entry_point((ConsolidateArguments,), main, argv=argv, prog="python -m training.consolidate",
+                           description=__doc__)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from training.errors import OUTPUT_ERRNOS, UserError
+
 
 def write_text_atomic(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -27,6 +29,17 @@ def write_text_atomic(path: Path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def read_json_object(path: Path, error: type[UserError] = UserError) -> dict[str, Any]:
+    """A JSON file that must hold an object; anything else is `error` naming the file."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise error(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 def write_json_atomic(path: Path, data: Any) -> Path:
@@ -47,12 +60,18 @@ def move_files_into(src_dir: Path, dest_dir: Path, last: tuple[str, ...] = ()) -
     return ordered
 
 
+class OutputExists(UserError, FileExistsError):
+    """The output directory already holds files; nothing is overwritten."""
+
+
 @contextmanager
 def atomic_output_dir(output_dir: Path) -> Iterator[Path]:
-    """A temp dir beside output_dir, renamed onto it only if the block succeeds."""
+    """A temp dir beside output_dir, renamed onto it only if the block succeeds; removed on any failure,
+    SIGTERM included where the entry point turns it into SystemExit (training.cli does)."""
     output_dir = output_dir.resolve()
-    if output_dir.exists() and any(output_dir.iterdir()):
-        raise FileExistsError(f"output directory {output_dir} exists and is not empty")
+    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
+        raise OutputExists(f"output directory {output_dir} exists and is not an empty directory; "
+                           "remove it or choose another")
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
     try:
@@ -60,6 +79,10 @@ def atomic_output_dir(output_dir: Path) -> Iterator[Path]:
         if output_dir.exists():
             output_dir.rmdir()
         tmp.rename(output_dir)
+    except OSError as exc:
+        if exc.errno in OUTPUT_ERRNOS:  # a full or read-only disk is about the output, not a temporary file
+            raise OSError(exc.errno, exc.strerror, str(output_dir)) from exc
+        raise
     finally:
         if tmp.exists():
-            shutil.rmtree(tmp)
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -22,7 +22,8 @@ from typing import Any
 import torch
 from safetensors import safe_open
 
-from training.fsio import atomic_output_dir
+from training.errors import ArgumentError, UserError, require_dir, require_output_dir
+from training.fsio import atomic_output_dir, read_json_object
 from training.shards_io import (
     FileRange,
     Part,
@@ -39,7 +40,7 @@ from training.shards_io import (
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
 
 
-class MergeError(ValueError):
+class MergeError(UserError):
     """Adapter and base model do not fit together."""
 
 
@@ -53,9 +54,15 @@ class MergeArguments:
 
     def __post_init__(self) -> None:
         if self.dtype != "auto" and self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be auto or one of {', '.join(DTYPES)}, not {self.dtype!r}")
+            raise ArgumentError(f"--dtype must be auto or one of {', '.join(DTYPES)}, not {self.dtype!r}")
         if self.max_shard_size_gb <= 0:
-            raise ValueError("max_shard_size_gb must be positive")
+            raise ArgumentError(f"--max_shard_size_gb must be positive, got {self.max_shard_size_gb}")
+        require_dir("base_model_path", self.base_model_path)
+        require_dir("adapter_path", self.adapter_path, "pass a consolidated peft adapter directory")
+        output = Path(self.output_dir).resolve()
+        if output in (Path(self.base_model_path).resolve(), Path(self.adapter_path).resolve()):
+            raise ArgumentError("--output_dir must differ from --base_model_path and --adapter_path")
+        require_output_dir("output_dir", self.output_dir)
 
 
 @dataclass(frozen=True)
@@ -166,7 +173,10 @@ def main(args: MergeArguments) -> Path:
     for p in (config_path, adapter_file):
         if not p.is_file():
             raise MergeError(f"{p}: missing")
-    config = json.loads(config_path.read_text())
+    config = read_json_object(config_path, MergeError)
+    for key in ("r", "lora_alpha"):
+        if not isinstance(config.get(key), int | float) or config[key] <= 0:
+            raise MergeError(f"{config_path}: {key!r} must be a positive number, got {config.get(key)!r}")
     if config.get("fan_in_fan_out"):
         raise MergeError(f"{config_path}: fan_in_fan_out adapters are not supported")
     sources = model_tensors(base)
@@ -204,8 +214,9 @@ def main(args: MergeArguments) -> Path:
         write_safetensors(tmp, specs, parts, desc="merge", max_shard_bytes=int(args.max_shard_size_gb * 1024**3))
         copy_side_files(base, tmp)
         if out_dtype is not None and (tmp / "config.json").is_file():
-            model_config = json.loads((tmp / "config.json").read_text())
-            model_config["torch_dtype"] = args.dtype
+            model_config = read_json_object(tmp / "config.json", MergeError)
+            # transformers >= 4.56 reads `dtype` first and older ones `torch_dtype`: both say the output's
+            model_config["dtype"] = model_config["torch_dtype"] = args.dtype
             (tmp / "config.json").write_text(json.dumps(model_config, indent=2))
     print(f"merged {len(pairs)} LoRA pairs into {len(specs)} tensors at {output}")
     return output
@@ -214,9 +225,8 @@ def main(args: MergeArguments) -> Path:
 def cli(argv: list[str] | None = None) -> int:
     from training.cli import run_entry_point
 
-    return run_entry_point((MergeArguments,), main, argv=argv,
-                           user_errors=(MergeError, FileExistsError, FileNotFoundError, ValueError),
-                           prog="python -m training.merge", description=__doc__)
+    return run_entry_point((MergeArguments,), main, argv=argv, prog="python -m training.merge",
+                           description=__doc__)
 
 
 if __name__ == "__main__":

@@ -168,3 +168,26 @@ def test_consolidation_never_imports_torch(adapter: Path, tmp_path: Path) -> Non
     done = subprocess.run([sys.executable, "-c", code, "--checkpoint_dir", str(ckpt), "--output_dir", str(tmp_path / "out")],
                           capture_output=True, text=True, check=True)
     assert done.stdout.splitlines()[-1] == "0 []"
+
+
+def test_ranks_that_do_not_split_evenly_are_refused_naming_the_rank_file(
+        adapter: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # neuronx_distributed gives every tensor-parallel rank the same share of a split dim
+    ckpt = _sharded_adapter(adapter, tmp_path / "run")
+    victim = next(ckpt.rglob("dp_rank_00_tp_rank_03_pp_rank_00.pt"))
+    state = torch.load(victim)
+    name = next(k for k in state if "q_proj.lora_B" in k)
+    state[name] = state[name][:-1].clone()  # one row short: 7 of the 8 ranks still hold the full share
+    torch.save(state, victim)
+    err = _fails(ckpt, tmp_path, capsys)
+    assert f"error: {victim}: " in err and "split evenly" in err
+
+
+def test_more_rank_files_than_the_metadatas_partitions_are_refused_naming_the_extra_one(
+        adapter: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = _sharded_adapter(adapter, tmp_path / "run")
+    last = next(ckpt.rglob("dp_rank_00_tp_rank_07_pp_rank_00.pt"))
+    extra = last.with_name("dp_rank_00_tp_rank_08_pp_rank_00.pt")
+    extra.write_bytes(last.read_bytes())
+    err = _fails(ckpt, tmp_path, capsys)
+    assert f"error: {extra}: tensor-parallel rank 8" in err and "8 partitions" in err

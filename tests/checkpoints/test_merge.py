@@ -107,3 +107,15 @@ def test_a_base_tensor_whose_bytes_do_not_match_its_shape_is_a_clear_error(base_
     assert cli(["--base_model_path", str(broken), "--adapter_path", str(adapter), "--output_dir", str(tmp_path / "o")]) == 2
     assert f"{name} is [64, 128] F32 but spans 65536 bytes" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_bf16_merge_of_an_fp32_base_loads_as_bf16(base_model: Path, adapter: Path, tmp_path: Path) -> None:
+    # transformers >= 4.56 reads config.json's `dtype` before `torch_dtype`: both must name the output's
+    from transformers import AutoModelForCausalLM
+
+    assert json.loads((base_model / "config.json").read_text()).get("dtype", "float32") == "float32"
+    out = main(MergeArguments(base_model_path=str(base_model), adapter_path=str(adapter),
+                              output_dir=str(tmp_path / "merged"), dtype="bfloat16"))
+    config = json.loads((out / "config.json").read_text())
+    assert (config["dtype"], config["torch_dtype"]) == ("bfloat16", "bfloat16")
+    assert AutoModelForCausalLM.from_pretrained(out, dtype="auto").dtype == torch.bfloat16
