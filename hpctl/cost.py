@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from hpctl.aws import HpctlError
+from hpctl.aws import UsageError
 
 PRICES_AS_OF = date(2026, 1, 21)
 # EC2 on-demand Linux list prices of the same hardware (instances.vantage.sh data of this date).
@@ -49,7 +49,7 @@ def price_per_hour(instance_type: str, region: str) -> float:
         if price.instance_type == instance_type and price.region == region:
             return price.usd_per_hour
     known = sorted({f"{p.instance_type}@{p.region}" for p in PRICES})
-    raise HpctlError(
+    raise UsageError(
         f"no price for {instance_type} in {region}: pass --price-per-hour (known: {', '.join(known)})"
     )
 
@@ -65,20 +65,26 @@ def rate(instance_type: str, region: str | None, override: float | None = None) 
     """The user's own rate when given, else the table's for the region."""
     if override is not None:
         if override <= 0:
-            raise HpctlError(f"--price-per-hour must be positive, got {override:g}")
+            raise UsageError(f"--price-per-hour must be positive, got {override:g}")
         return Rate(instance_type, override, f"{instance_type} at ${override:,.2f}/h (your rate)")
-    if region is None:
-        raise HpctlError("no AWS region for the price table: pass --region or --price-per-hour")
-    usd = price_per_hour(instance_type, region)
-    return Rate(
-        instance_type, usd, f"{instance_type} at ${usd:,.2f}/h in {region}, {PRICES_AS_OF} ({PRICE_SOURCE})"
-    )
+    if region is None:  # no region needed when the table has one price for the type everywhere it lists it
+        listed = {p.region: p.usd_per_hour for p in PRICES if p.instance_type == instance_type}
+        if len(set(listed.values())) != 1:
+            raise UsageError(
+                f"{instance_type} has no single price in the table: pass --region or --price-per-hour"
+            )
+        usd = next(iter(listed.values()))
+        where = f"in {', '.join(sorted(listed))} (no region given)"
+    else:
+        usd = price_per_hour(instance_type, region)
+        where = f"in {region}"
+    return Rate(instance_type, usd, f"{instance_type} at ${usd:,.2f}/h {where}, {PRICES_AS_OF} ({PRICE_SOURCE})")
 
 
 def training_hours(*, samples: int, epochs: float, samples_per_second: float, instances: int) -> float:
     """Wall hours if throughput scales linearly with instances (data parallel; optimistic)."""
     if samples <= 0 or epochs <= 0 or samples_per_second <= 0 or instances <= 0:
-        raise HpctlError("--samples, --epochs, --samples-per-second and --count must all be positive")
+        raise UsageError("--samples, --epochs, --samples-per-second and --count must all be positive")
     return samples * epochs / (samples_per_second * instances) / 3600.0
 
 
@@ -104,13 +110,16 @@ SACCT_FORMAT = "JobID,JobName,NNodes,ElapsedRaw,State"
 
 def read_sacct(path: Path) -> list[SlurmJob]:
     """`path` may be '-' for stdin (e.g. `ssh cluster sacct ... | hpctl cost --sacct -`)."""
-    if str(path) == "-":
-        return parse_sacct(sys.stdin)
     try:
-        with path.open() as handle:
+        if str(path) == "-":
+            return parse_sacct(sys.stdin)
+        with path.open(encoding="utf-8") as handle:
             return parse_sacct(handle)
     except OSError as exc:
-        raise HpctlError(f"cannot read {path}: {exc.strerror}") from None
+        raise UsageError(f"--sacct {path}: cannot read it: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--sacct {path}: not text; save the output of `sacct --parsable2 --noheader "
+                         f"--format={SACCT_FORMAT}`") from None
 
 
 def parse_sacct(lines: Iterable[str]) -> list[SlurmJob]:
@@ -125,16 +134,21 @@ def parse_sacct(lines: Iterable[str]) -> list[SlurmJob]:
             continue
         fields = line.split("|")
         if len(fields) != 5:
-            raise HpctlError(
-                f"sacct line {number}: want 5 fields ({SACCT_FORMAT}), got {len(fields)}: {line!r}"
+            raise UsageError(
+                f"sacct line {number}: want 5 fields ({SACCT_FORMAT}), got {len(fields)}: {_shown(line)}"
             )
         job_id, name, nodes, elapsed, state = fields
         if "." in job_id:
             continue
         if not nodes.isdigit() or not elapsed.isdigit():
-            raise HpctlError(f"sacct line {number}: NNodes and ElapsedRaw must be whole numbers: {line!r}")
+            raise UsageError(f"sacct line {number}: NNodes and ElapsedRaw must be whole numbers: {_shown(line)}")
         # "CANCELLED by 1000" -> CANCELLED
         jobs.append(
             SlurmJob(job_id, name, int(nodes), int(elapsed), state.split()[0] if state else "UNKNOWN")
         )
     return jobs
+
+
+def _shown(line: str, limit: int = 80) -> str:
+    """A line quoted for an error message, cut short: a wrong file can have lines of any length."""
+    return repr(line) if len(line) <= limit else repr(line[:limit]) + f"... ({len(line)} characters)"
