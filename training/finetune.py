@@ -141,7 +141,7 @@ def _at_least(args: Any, name: str, low: int) -> None:
 def _check_target_modules(model_dir: Path, targets: list[str]) -> None:
     """Each LoRA target must name a module of the model (peft's rule: the module path ends with it), read
     from the safetensors headers, so a typo fails now rather than after the model has loaded."""
-    from training.shards_io import NoWeights, model_tensors
+    from training.weights.shards_io import NoWeights, model_tensors
 
     try:
         names = model_tensors(model_dir)

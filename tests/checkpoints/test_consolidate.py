@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 from shards_writer import neuron_equivalent, write_sharded
 
-from training.consolidate import ConsolidateArguments, cli, main
+from training.weights.consolidate import ConsolidateArguments, cli, main
 
 
 def _sharded_adapter(adapter: Path, root: Path, xser: bool = False, adapter_name: str = "default") -> Path:
@@ -93,7 +93,7 @@ def test_full_model_unfuses_gate_up_proj(base_model: Path, tmp_path: Path) -> No
 def test_row_parallel_tensors_gathered_in_ragged_row_blocks_are_exact(base_model: Path, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """o_proj/down_proj are split on dim 1: they are rebuilt a block of rows at a time, here 3 of 128 rows."""
-    monkeypatch.setattr("training.consolidate.BLOCK_BYTES", 3 * 128 * 4 + 7)
+    monkeypatch.setattr("training.weights.consolidate.BLOCK_BYTES", 3 * 128 * 4 + 7)
     state = load_file(base_model / "model.safetensors")
     out = main(ConsolidateArguments(checkpoint_dir=str(write_sharded(tmp_path / "checkpoint-5", state)),
                                     output_dir=str(tmp_path / "out")))
@@ -163,7 +163,7 @@ def test_consolidation_never_imports_torch(adapter: Path, tmp_path: Path) -> Non
     import sys
 
     ckpt = _sharded_adapter(adapter, tmp_path / "run")
-    code = ("import sys; from training.consolidate import cli; status = cli(sys.argv[1:]); "
+    code = ("import sys; from training.weights.consolidate import cli; status = cli(sys.argv[1:]); "
             "print(status, sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', 'safetensors'}))")
     done = subprocess.run([sys.executable, "-c", code, "--checkpoint_dir", str(ckpt), "--output_dir", str(tmp_path / "out")],
                           capture_output=True, text=True, check=True)

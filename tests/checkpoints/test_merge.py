@@ -10,7 +10,7 @@ import torch
 from peft_adapters import make_adapter
 from safetensors.torch import load_file
 
-from training.merge import MergeArguments, cli, main
+from training.weights.merge import MergeArguments, cli, main
 
 
 def _peft_merged(base: Path, adapter: Path, dtype: torch.dtype) -> dict[str, torch.Tensor]:
@@ -36,9 +36,9 @@ def test_merge_equals_peft_merge_and_unload_bit_for_bit(base_model: Path, adapte
 
 def test_merging_in_row_blocks_changes_no_bit(base_model: Path, adapter: Path, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    import training.merge
+    import training.weights.merge
 
-    monkeypatch.setattr(training.merge, "DELTA_CHUNK_BYTES", 100 * 4 * 128)  # 100 rows of a 128-wide weight, ragged
+    monkeypatch.setattr(training.weights.merge, "DELTA_CHUNK_BYTES", 100 * 4 * 128)  # 100 rows of a 128-wide weight, ragged
     out = main(MergeArguments(base_model_path=str(base_model), adapter_path=str(adapter), output_dir=str(tmp_path / "m"),
                               dtype="bfloat16"))
     got, want = load_file(out / "model.safetensors"), _peft_merged(base_model, adapter, torch.bfloat16)

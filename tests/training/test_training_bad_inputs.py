@@ -129,7 +129,7 @@ def test_a_bad_input_is_one_error_line_exit_2_and_leaves_nothing(
 
 
 def test_a_safetensors_header_length_beyond_the_file_is_an_error_not_a_huge_read(tmp_path: Path) -> None:
-    from training.shards_io import SafetensorsError, tensor_ranges
+    from training.weights.shards_io import SafetensorsError, tensor_ranges
 
     bad = tmp_path / "model.safetensors"
     bad.write_bytes((2**62).to_bytes(8, "little") + b"{}")
@@ -216,7 +216,7 @@ def test_sigterm_mid_consolidation_removes_the_hidden_temporary_output(tmp_path:
     out = tmp_path / "out"
     code = ("import shutil, sys, time; copy = shutil.copy2\n"
             "def slow(*a):\n    time.sleep(0.5); return copy(*a)\n"
-            "shutil.copy2 = slow\nfrom training.consolidate import cli; sys.exit(cli(sys.argv[1:]))")
+            "shutil.copy2 = slow\nfrom training.weights.consolidate import cli; sys.exit(cli(sys.argv[1:]))")
     adapter = _peft_adapter(tmp_path / "adapter")
     proc = subprocess.Popen([sys.executable, "-c", code, "--checkpoint_dir", str(adapter), "--output_dir", str(out)],
                             cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -32,7 +32,7 @@ import numpy as np
 
 from training.checkpoints import checkpoint_number, newest_first
 from training.errors import UserError
-from training.shards_io import DTYPE_SIZES, FileRange, row_bytes
+from training.weights.shards_io import DTYPE_SIZES, FileRange, row_bytes
 
 RANK_FILE = re.compile(r"dp_rank_(\d+)_tp_rank_(\d+)_pp_rank_(\d+)\.pt$")
 XSER_REFERENCE = "torch_xla.utils.serialization.TensorReference"
