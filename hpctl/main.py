@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -101,6 +102,13 @@ def main(
     runtime.profile = profile or runtime.profile
 
 
+def _finite(**values: float | None) -> None:
+    """click's FLOAT takes "nan" and "inf", and range checks let nan through: no option means either."""
+    for name, value in values.items():
+        if value is not None and not math.isfinite(value):
+            raise UsageError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+
+
 def _runtime(ctx: typer.Context) -> Runtime:
     return ctx.ensure_object(Runtime)
 
@@ -123,6 +131,7 @@ def status(
     hpctl status --wait               # until InService; fails with HyperPod's own message
     hpctl status --cluster trn1-lora  # any cluster, by name or ARN
     """
+    _finite(timeout=timeout, interval=interval)
     rt = _runtime(ctx)
     aws = rt.aws()
     ref = hp.resolve(aws, stack=stack, cluster=cluster)
@@ -344,6 +353,7 @@ def cost_command(
     ssh trn1-lora sacct --parsable2 --noheader \\
         --format=JobID,JobName,NNodes,ElapsedRaw,State | hpctl cost --sacct -
     """
+    _finite(hours=hours, epochs=epochs, samples_per_second=samples_per_second, price_per_hour=price_per_hour)
     if sum(x is not None for x in (hours, samples, sacct)) != 1:
         raise UsageError("give exactly one of --hours, --samples or --sacct")
     jobs = pricing.read_sacct(sacct) if sacct is not None else None  # the input first, then the price

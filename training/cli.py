@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import os
 import signal
 import sys
 import types
@@ -55,6 +57,11 @@ def parse(dataclass_types: tuple[type, ...], argv: list[str] | None = None,
         recipe = load_recipe(Path(argv.pop(0)), dataclass_types)
     parser = _build_parser(dataclass_types, defaults=recipe, description=description, prog=prog)
     values = vars(parser.parse_args(argv))
+    for name, value in values.items():  # no flag means "not a number" or "infinitely many": refuse it here,
+        if isinstance(value, float) and not math.isfinite(value):  # as `x <= 0` checks let nan through
+            raise ArgumentError(f"--{name} must be a finite number, got {value}")
+        if isinstance(value, str) and "\x00" in value:  # only a recipe can carry one; no path or name may
+            raise ArgumentError(f"--{name} contains a NUL character")
     # Constructing each dataclass runs its __post_init__ validation on the parsed values.
     return tuple(dc(**{f.name: values[f.name] for f in _init_fields(dc)}) for dc in dataclass_types)
 
@@ -190,12 +197,12 @@ def _flag_for(err: OSError, args: tuple[Any, ...]) -> str | None:
     path = error_path(err)
     if path is None:
         return None
-    failed = Path(path).resolve()
+    failed = Path(os.path.realpath(path))  # realpath: a symlink loop must not turn advice into a traceback
     for parsed in args:
         for f in dataclasses.fields(parsed):
             value = getattr(parsed, f.name)
             if isinstance(value, str) and value:
-                given = Path(value).resolve()
+                given = Path(os.path.realpath(value))
                 if failed == given or given in failed.parents:
                     return f"--{f.name}"
     return None

@@ -64,6 +64,11 @@ def error_path(exc: OSError) -> str | None:
     return None if exc.filename is None else str(exc.filename)
 
 
+def same_path(a: str, b: str) -> bool:
+    """Whether two paths name the same place (os.path.realpath: unlike Path.resolve, never raises on a loop)."""
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
 def require_dir(flag: str, value: str, hint: str = "check the path") -> Path:
     """`value` as an existing directory, else an ArgumentError naming `--flag`."""
     path = Path(value)
@@ -86,6 +91,9 @@ def require_output_dir(flag: str, value: str) -> Path:
     """`value` as a directory this process can create or write into, checked before any work starts, so a
     bad output location fails at once instead of after hours of training or copying."""
     path = Path(value)
+    if path.is_symlink() and not path.exists():
+        raise ArgumentError(f"--{flag} {value}: a symbolic link to nothing (dangling, or a loop); remove it or "
+                            "choose another path")
     try:
         if path.exists() and not path.is_dir():
             raise ArgumentError(f"--{flag} {value}: exists and is not a directory; name a directory")

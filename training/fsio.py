@@ -68,7 +68,7 @@ class OutputExists(UserError, FileExistsError):
 def atomic_output_dir(output_dir: Path) -> Iterator[Path]:
     """A temp dir beside output_dir, renamed onto it only if the block succeeds; removed on any failure,
     SIGTERM included where the entry point turns it into SystemExit (training.cli does)."""
-    output_dir = output_dir.resolve()
+    output_dir = Path(os.path.realpath(output_dir))
     if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
         raise OutputExists(f"output directory {output_dir} exists and is not an empty directory; "
                            "remove it or choose another")

@@ -29,6 +29,8 @@ ROWS: list[Row] = [
     (lambda w: ["cost", "--nope"], "--nope"),
     (lambda w: ["cost", "--hours", "two"], "--hours"),
     (lambda w: ["cost", "--hours", "2", "--count", "0"], "--count"),
+    (lambda w: ["cost", "--hours", "nan"], "--hours"),
+    (lambda w: ["status", "--wait", "--interval", "inf"], "--interval"),
     (lambda w: ["cost"], "--hours"),
     (lambda w: ["cost", "--hours", "1", "--samples", "10"], "exactly one"),
     (lambda w: ["cost", "--hours", "1", "--price-per-hour", "-3"], "--price-per-hour"),

@@ -45,6 +45,15 @@ def _recipe(i: Inputs, text: str) -> str:
     return str(path)
 
 
+def _loop(i: Inputs) -> str:
+    """A symbolic link that points, through another, back at itself."""
+    loop = i.empty_dir.parent / "loop"
+    loop.mkdir()
+    (loop / "b").symlink_to(loop / "a")
+    (loop / "a").symlink_to(loop / "b")
+    return str(loop / "a")
+
+
 def _garbage_model(i: Inputs) -> str:
     """A copy of the tiny model whose model.safetensors claims a header of 2**63 bytes."""
     broken = i.empty_dir.parent / "garbage-model"
@@ -60,6 +69,10 @@ ROWS: list[Row] = [
     ("training.finetune", lambda i: _finetune(i, "--max_seq_length", "0"), "--max_seq_length"),
     ("training.finetune", lambda i: _finetune(i, "--lora_r", "0"), "--lora_r"),
     ("training.finetune", lambda i: _finetune(i, "--max_steps", "many"), "--max_steps"),
+    ("training.finetune", lambda i: _finetune(i, "--learning_rate", "nan"), "--learning_rate"),
+    ("training.merge", lambda i: ["--base_model_path", str(i.model), "--adapter_path", str(i.adapter),
+                                  "--output_dir", str(i.work / "out"), "--max_shard_size_gb", "inf"],
+     "--max_shard_size_gb"),
     ("training.finetune", lambda i: _finetune(i, "--backend", "tpu"), "--backend"),
     ("training.finetune", lambda i: _finetune(i, "--lora_rank", "8"), "--lora_rank"),
     ("training.finetune", lambda i: _finetune(i, "--lora_target_modules", "q_proj,qkv_proj"), "qkv_proj"),
@@ -91,6 +104,8 @@ ROWS: list[Row] = [
      "shards"),
     ("training.consolidate", lambda i: ["--checkpoint_dir", str(i.adapter), "--output_dir", str(i.model)],
      "not an empty directory"),
+    ("training.consolidate", lambda i: ["--checkpoint_dir", str(i.adapter), "--output_dir", _loop(i)],
+     "symbolic link"),
     ("training.merge", lambda i: ["--base_model_path", str(i.work / "nope"), "--adapter_path", str(i.empty_dir),
                                   "--output_dir", str(i.work / "out")], "--base_model_path"),
     ("training.merge", lambda i: ["--base_model_path", str(i.model), "--adapter_path", str(i.empty_dir),

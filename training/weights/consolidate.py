@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from training.errors import ArgumentError, require_dir, require_output_dir
+from training.errors import ArgumentError, require_dir, require_output_dir, same_path
 from training.fsio import atomic_output_dir, read_json_object
 from training.weights.shards_io import (
     Part,
@@ -59,7 +59,7 @@ class ConsolidateArguments:
         if self.max_shard_size_gb <= 0:
             raise ArgumentError(f"--max_shard_size_gb must be positive, got {self.max_shard_size_gb}")
         require_dir("checkpoint_dir", self.checkpoint_dir)
-        if Path(self.output_dir).resolve() == Path(self.checkpoint_dir).resolve():
+        if same_path(self.output_dir, self.checkpoint_dir):
             raise ArgumentError("--output_dir must differ from --checkpoint_dir")
         require_output_dir("output_dir", self.output_dir)
 

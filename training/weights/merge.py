@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from safetensors import safe_open
 
-from training.errors import ArgumentError, UserError, require_dir, require_output_dir
+from training.errors import ArgumentError, UserError, require_dir, require_output_dir, same_path
 from training.fsio import atomic_output_dir, read_json_object
 from training.weights.shards_io import (
     FileRange,
@@ -59,8 +59,7 @@ class MergeArguments:
             raise ArgumentError(f"--max_shard_size_gb must be positive, got {self.max_shard_size_gb}")
         require_dir("base_model_path", self.base_model_path)
         require_dir("adapter_path", self.adapter_path, "pass a consolidated peft adapter directory")
-        output = Path(self.output_dir).resolve()
-        if output in (Path(self.base_model_path).resolve(), Path(self.adapter_path).resolve()):
+        if same_path(self.output_dir, self.base_model_path) or same_path(self.output_dir, self.adapter_path):
             raise ArgumentError("--output_dir must differ from --base_model_path and --adapter_path")
         require_output_dir("output_dir", self.output_dir)
 
