@@ -31,6 +31,7 @@ from training.errors import ArgumentError, require_dir, require_output_dir, requ
 
 logger = logging.getLogger("training.finetune")
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")  # one is enough for AutoTokenizer
 COMPILE_PASS_STEPS = 10  # enough to trace every graph of a step, the optimizer update and logging
 
 
@@ -72,6 +73,9 @@ class ModelArguments:
         if not (model / "config.json").is_file():
             raise ArgumentError(f"--model_name_or_path {self.model_name_or_path}: no config.json, so not a "
                                 "Hugging Face model directory; pass the directory training.download wrote")
+        if not any((model / name).is_file() for name in TOKENIZER_FILES):
+            raise ArgumentError(f"--model_name_or_path {self.model_name_or_path}: no tokenizer "
+                                f"({' or '.join(TOKENIZER_FILES)}); download the whole model with training.download")
         if not self.full_finetune:
             _check_target_modules(model, self.target_modules)
 

@@ -54,6 +54,13 @@ def _loop(i: Inputs) -> str:
     return str(loop / "a")
 
 
+def _without_tokenizer(i: Inputs) -> str:
+    """A copy of the tiny model with its weights and config but none of its tokenizer files."""
+    partial = i.empty_dir.parent / "no-tokenizer"
+    shutil.copytree(i.model, partial, ignore=shutil.ignore_patterns("tokenizer*", "special_tokens_map.json"))
+    return str(partial)
+
+
 def _garbage_model(i: Inputs) -> str:
     """A copy of the tiny model whose model.safetensors claims a header of 2**63 bytes."""
     broken = i.empty_dir.parent / "garbage-model"
@@ -86,6 +93,7 @@ ROWS: list[Row] = [
     ("training.finetune", lambda i: [*_finetune(i), "--model_name_or_path", "meta-llama/Meta-Llama-3-8B"],
      "training.download"),
     ("training.finetune", lambda i: [*_finetune(i), "--model_name_or_path", str(i.empty_dir)], "config.json"),
+    ("training.finetune", lambda i: [*_finetune(i), "--model_name_or_path", _without_tokenizer(i)], "tokenizer"),
     ("training.finetune", lambda i: [*_finetune(i), "--dataset_path", str(i.work / "none.jsonl")], "--dataset_path"),
     ("training.finetune", lambda i: [*_finetune(i), "--dataset_path", str(i.a_file)], "notes.txt"),
     ("training.generate", lambda i: ["--model_path", str(i.work / "nope"), "--prompt", "Hi"], "--model_path"),

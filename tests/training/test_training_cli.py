@@ -30,9 +30,10 @@ REQUIRED = ["--model_name_or_path", "m", "--dataset_path", "d.jsonl", "--output_
 @pytest.fixture(autouse=True)
 def _in_a_dir_with_the_required_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """REQUIRED names paths that exist (the flags are checked against the file system): a model directory
-    m/ (a config, no weights) and a data file d.jsonl, in the current directory."""
+    m/ (a config and a tokenizer config, no weights) and a data file d.jsonl, in the current directory."""
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "config.json").write_text("{}")
+    (tmp_path / "m" / "tokenizer_config.json").write_text("{}")
     (tmp_path / "d.jsonl").write_text("")
     monkeypatch.chdir(tmp_path)
 
