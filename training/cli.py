@@ -19,7 +19,6 @@ import argparse
 import dataclasses
 import math
 import os
-import signal
 import sys
 import types
 import typing
@@ -168,10 +167,8 @@ def run_entry_point(dataclass_types: tuple[type, ...], main: Callable[..., Any],
 
     A UserError, or an OSError a user can fix (permission, missing path, read-only or full disk), becomes
     one `error: ...` line and exit status 2, naming the flag whose path it concerns; anything else is a bug
-    and keeps its traceback. SIGTERM (Slurm's time limit, scancel) raises SystemExit, so the `finally`
-    blocks that remove temporary outputs run before the process ends.
+    and keeps its traceback. (SIGTERM during an atomic output is training.fsio.sigterm_as_exit's.)
     """
-    _exit_cleanly_on_sigterm()
     args: tuple[Any, ...] = ()
     try:
         args = parse(dataclass_types, argv, description=description, prog=prog)
@@ -207,13 +204,3 @@ def _flag_for(err: OSError, args: tuple[Any, ...]) -> str | None:
                     return f"--{f.name}"
     return None
 
-
-def _exit_cleanly_on_sigterm() -> None:
-    """SIGTERM -> SystemExit(143) in the main thread, so temporary outputs are removed on the way out;
-    a second SIGTERM during that cleanup is ignored rather than cutting it short."""
-
-    def handler(signum: int, _frame: Any) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, handler)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,24 +67,46 @@ class OutputExists(UserError, FileExistsError):
 
 
 @contextmanager
+def sigterm_as_exit() -> Iterator[None]:
+    """While the block runs (in the main thread), SIGTERM (Slurm's time limit, scancel) raises
+    SystemExit(143), so `finally` blocks remove temporary output before the process ends; a second
+    SIGTERM during that cleanup is ignored rather than cutting it short. Only around such blocks:
+    elsewhere (e.g. torchrun workers stuck in a collective) the default, immediate exit is right."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
 def atomic_output_dir(output_dir: Path) -> Iterator[Path]:
     """A temp dir beside output_dir, renamed onto it only if the block succeeds; removed on any failure,
-    SIGTERM included where the entry point turns it into SystemExit (training.cli does)."""
+    SIGTERM included (sigterm_as_exit)."""
     output_dir = Path(os.path.realpath(output_dir))
     if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
         raise OutputExists(f"output directory {output_dir} exists and is not an empty directory; "
                            "remove it or choose another")
     output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
-    try:
-        yield tmp
-        if output_dir.exists():
-            output_dir.rmdir()
-        tmp.rename(output_dir)
-    except OSError as exc:
-        if exc.errno in OUTPUT_ERRNOS:  # a full or read-only disk is about the output, not a temporary file
-            raise OSError(exc.errno, exc.strerror, str(output_dir)) from exc
-        raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    with sigterm_as_exit():
+        tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
+        try:
+            yield tmp
+            if output_dir.exists():
+                output_dir.rmdir()
+            tmp.rename(output_dir)
+        except OSError as exc:
+            if exc.errno in OUTPUT_ERRNOS:  # a full or read-only disk is about the output, not a temporary file
+                raise OSError(exc.errno, exc.strerror, str(output_dir)) from exc
+            raise
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
