@@ -50,7 +50,7 @@ def build(scratch: Path, layers: int, adapters: dict[Path, tuple[str, ...]]) -> 
     sys.path.insert(0, str(ROOT / "tests" / "checkpoints"))
     from shards_writer import write_sharded
 
-    from training.shards_io import dtype_code, torch_rows, write_safetensors
+    from training.weights.shards_io import dtype_code, torch_rows, write_safetensors
 
     base, ckpt = scratch / "base", scratch / "run" / "checkpoint-100"
     base.mkdir(parents=True)

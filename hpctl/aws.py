@@ -17,7 +17,17 @@ from boto3.exceptions import S3UploadFailedError
 
 
 class HpctlError(Exception):
-    """A failure the user can act on: printed as one line, exit code 1."""
+    """An AWS-side failure the user can act on: printed as one line, exit code 1."""
+
+
+class UsageError(HpctlError):
+    """A mistake in the command's own input (a flag, a local file): one line, exit code 2, before any AWS call."""
+
+
+# The variable boto3 reads for the region (botocore/configprovider.py: 'region' -> AWS_DEFAULT_REGION);
+# AWS_REGION is only read by the AWS CLI v2 and some SDKs, not by boto3.
+REGION_ENV = "AWS_DEFAULT_REGION"
+NO_REGION = f"no AWS region: pass --region or set {REGION_ENV}"
 
 
 # ClientError codes -> what to do about them. The AWS message is kept in front.
@@ -52,8 +62,13 @@ class Aws:
     @property
     def region(self) -> str:
         if not self.session.region_name:
-            raise HpctlError("no AWS region: pass --region or set AWS_REGION")
+            raise HpctlError(NO_REGION)
         return self.session.region_name
+
+    @property
+    def region_or_none(self) -> str | None:
+        """The region when one is configured, for what works without one (the price table)."""
+        return self.session.region_name or None
 
     @property
     def profile(self) -> str | None:
@@ -75,7 +90,7 @@ def explain(exc: Exception) -> str:
     if isinstance(exc, bce.ProfileNotFound):
         return f"{exc}: check --profile against ~/.aws/config"
     if isinstance(exc, bce.NoRegionError):
-        return "no AWS region: pass --region or set AWS_REGION"
+        return NO_REGION
     if isinstance(exc, bce.EndpointConnectionError):
         return f"{exc}: check --region (is the service offered there?) and your network"
     if isinstance(exc, bce.ClientError):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from hpctl.aws import Aws, HpctlError, aws_errors
+from hpctl.aws import Aws, HpctlError, UsageError, aws_errors
 from infra.config import ClusterConfig
 from infra.provisioning import CONTROLLER_GROUP
 
@@ -112,12 +112,12 @@ def cluster_id_from_arn(arn: str) -> str:
     """`arn:aws:sagemaker:<region>:<account>:cluster/<id>` -> `<id>` (SSM targets use the id)."""
     parts = arn.split(":", 5)
     if len(parts) != 6 or parts[2] != "sagemaker" or not parts[5].startswith("cluster/"):
-        raise HpctlError(
-            f"not a HyperPod cluster ARN: {arn!r} (want arn:aws:sagemaker:<region>:<account>:cluster/<id>)"
+        raise UsageError(
+            f"--cluster: not a HyperPod cluster ARN: {arn!r} (want arn:aws:sagemaker:<region>:<account>:cluster/<id>)"
         )
     cluster_id = parts[5].removeprefix("cluster/")
     if not cluster_id or "/" in cluster_id:
-        raise HpctlError(f"not a HyperPod cluster ARN: {arn!r} (no cluster id after cluster/)")
+        raise UsageError(f"--cluster: not a HyperPod cluster ARN: {arn!r} (no cluster id after cluster/)")
     return cluster_id
 
 
@@ -131,9 +131,11 @@ def stack_outputs(aws: Aws, stack_name: str) -> StackOutputs:
 def resolve(aws: Aws, *, stack: str | None, cluster: str | None) -> ClusterRef:
     """The cluster a command is about: `--cluster` if given, else the stack's outputs."""
     if cluster:
+        if cluster.startswith("arn:"):
+            cluster_id_from_arn(cluster)  # a malformed ARN is the user's typo: say so before any AWS call
         return ClusterRef(name_or_arn=cluster)
     if not stack:
-        raise HpctlError("name the cluster: --stack STACK or --cluster NAME_OR_ARN")
+        raise UsageError("name the cluster: --stack STACK or --cluster NAME_OR_ARN")
     return ClusterRef.from_stack(stack_outputs(aws, stack))
 
 
@@ -191,7 +193,7 @@ def pick_node(nodes: list[Node], *, group: str | None, instance_id: str | None =
         where = f"group {group}" if group else "the cluster"
         raise HpctlError(f"no node {instance_id} in {where}: `hpctl status` lists the nodes")
     if group is None:
-        raise HpctlError("name a node: --group GROUP and/or --instance INSTANCE_ID")
+        raise UsageError("name a node: --group GROUP and/or --instance INSTANCE_ID")
     if not nodes:
         raise HpctlError(f"instance group {group} has no nodes: check --group against `hpctl status`")
     for node in nodes:

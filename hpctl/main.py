@@ -2,32 +2,73 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import botocore.exceptions as bce
 import typer
+from typer._click import exceptions as click_errors  # typer >= 0.26 vendors click: its UsageError is this one
 
 from hpctl import cluster as hp
 from hpctl import cost as pricing
 from hpctl import render, ssh, upload, validate
-from hpctl.aws import HpctlError, explain
+from hpctl.aws import REGION_ENV, HpctlError, UsageError, explain
 from hpctl.report import report_command
 from hpctl.runtime import Runtime
+from training.errors import os_error_advice
+
+
+class _OneLine(click_errors.ClickException):
+    """A usage error shown as hpctl shows every other one: a single `error:` line (click prints usage,
+    a hint and the message on four)."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        typer.echo(f"error: {self.message}", err=True)
 
 
 class _Group(typer.core.TyperGroup):
-    """Every HpctlError (and any AWS error that escaped) ends as one line on stderr, exit 1."""
+    """The error policy of every hpctl command, in one place: a mistake in the input (bad option, local
+    file) is one `error:` line and exit 2; an AWS failure (HpctlError, or a botocore error that escaped)
+    one line and exit 1; anything else is a bug and keeps its traceback."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click_errors.UsageError as exc:
+            raise _usage(exc) from None
 
     def invoke(self, ctx: Any) -> Any:  # Any: typer vendors its own click.Context
         try:
             return super().invoke(ctx)
+        except click_errors.UsageError as exc:
+            raise _usage(exc) from None
+        except UsageError as exc:
+            _fail(str(exc), 2)
         except HpctlError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
+            _fail(str(exc), 1)
         except (bce.BotoCoreError, bce.ClientError) as exc:
-            typer.echo(f"error: {explain(exc)}", err=True)
-            raise typer.Exit(1) from None
+            _fail(explain(exc), 1)
+        except OSError as exc:
+            advice = os_error_advice(exc)
+            if advice is None:
+                raise
+            _fail(advice, 2)
+
+
+def _usage(exc: Any) -> Any:
+    """click's UsageError as one line naming the command's --help (the no-arguments help page stays)."""
+    if isinstance(exc, click_errors.NoArgsIsHelpError):
+        return exc
+    command = exc.ctx.command_path if exc.ctx is not None else "hpctl"
+    return _OneLine(f"{exc.format_message()} (see `{command} --help`)")
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo("error: " + " ".join(message.split()), err=True)
+    raise typer.Exit(code) from None
 
 
 app = typer.Typer(
@@ -53,13 +94,20 @@ ClusterOpt = Annotated[
 def main(
     ctx: typer.Context,
     region: Annotated[
-        str | None, typer.Option(help="AWS region (default: AWS_REGION / your profile's).")
+        str | None, typer.Option(help=f"AWS region (default: {REGION_ENV} / your profile's).")
     ] = None,
     profile: Annotated[str | None, typer.Option(help="AWS profile from ~/.aws/config.")] = None,
 ) -> None:
     runtime = ctx.ensure_object(Runtime)
     runtime.region = region or runtime.region
     runtime.profile = profile or runtime.profile
+
+
+def _finite(**values: float | None) -> None:
+    """click's FLOAT takes "nan" and "inf", and range checks let nan through: no option means either."""
+    for name, value in values.items():
+        if value is not None and not math.isfinite(value):
+            raise UsageError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
 
 
 def _runtime(ctx: typer.Context) -> Runtime:
@@ -84,6 +132,7 @@ def status(
     hpctl status --wait               # until InService; fails with HyperPod's own message
     hpctl status --cluster trn1-lora  # any cluster, by name or ARN
     """
+    _finite(timeout=timeout, interval=interval)
     rt = _runtime(ctx)
     aws = rt.aws()
     ref = hp.resolve(aws, stack=stack, cluster=cluster)
@@ -142,6 +191,10 @@ def ssh_command(
     hpctl ssh --group worker-group-1            # first Running worker
     hpctl ssh --print-config && ssh trn1-lora   # ~/.ssh/config entry, then plain ssh
     """
+    if alias is not None:  # the command's own input first: a typo must not wait on AWS
+        ssh.check_alias(alias)
+    if print_config and str(ssh_config) != "-":
+        ssh.config_file(ssh_config)
     rt = _runtime(ctx)
     aws = rt.aws()
     ref = hp.resolve(aws, stack=stack, cluster=cluster)
@@ -222,9 +275,9 @@ def validate_command(
     results = validate.Validator(rt.aws(), plan).run()
     out = render.console()
     render.findings(out, results)
-    failed = [f for f in results if f.status is validate.Status.FAIL]
-    out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
-    if failed:
+    counts = validate.summary(results)
+    out.print(counts)
+    if any(f.status is validate.Status.FAIL for f in results):
         raise typer.Exit(1)
 
 
@@ -250,12 +303,12 @@ def upload_command(
     hpctl upload ./dolly                  # -> /fsx/s3/datasets/dolly
     hpctl upload train.jsonl --name dolly.jsonl
     """
+    plan = upload.plan_upload(path, name)  # the local files first: a typo must not wait on AWS
     aws = _runtime(ctx).aws()
     if bucket is None:
         bucket = hp.stack_outputs(aws, stack).bucket_name
         if not bucket:
             raise HpctlError(f"stack {stack} has no BucketName output: pass --bucket")
-    plan = upload.plan_upload(path, name)
     out = render.console()
     with render.byte_progress(out, f"{len(plan.files)} file(s)", plan.size) as advance:
         upload.upload(aws, bucket, plan, advance)
@@ -301,14 +354,16 @@ def cost_command(
     ssh trn1-lora sacct --parsable2 --noheader \\
         --format=JobID,JobName,NNodes,ElapsedRaw,State | hpctl cost --sacct -
     """
+    _finite(hours=hours, epochs=epochs, samples_per_second=samples_per_second, price_per_hour=price_per_hour)
     if sum(x is not None for x in (hours, samples, sacct)) != 1:
-        raise HpctlError("give exactly one of --hours, --samples or --sacct")
+        raise UsageError("give exactly one of --hours, --samples or --sacct")
+    jobs = pricing.read_sacct(sacct) if sacct is not None else None  # the input first, then the price
     rt = _runtime(ctx)
-    region = None if price_per_hour is not None else rt.region or rt.aws().region
+    region = None if price_per_hour is not None else rt.region or rt.aws().region_or_none
     rate = pricing.rate(instance_type, region, price_per_hour)
     out = render.console()
-    if sacct is not None:
-        render.sacct_cost(out, pricing.read_sacct(sacct), rate)
+    if jobs is not None:
+        render.sacct_cost(out, jobs, rate)
     elif samples is not None:
         run_hours = pricing.training_hours(
             samples=samples, epochs=epochs, samples_per_second=samples_per_second, instances=count

@@ -13,7 +13,7 @@ from hpctl.cluster import Cluster, Node
 from hpctl.cost import Rate, SlurmJob, jobs_cost
 from hpctl.validate import Finding, Status
 
-_MARK = {Status.OK: "[green]✓[/]", Status.WARN: "[yellow]![/]", Status.FAIL: "[red]✗[/]"}
+_MARK = {Status.OK: "[green]✓[/]", Status.WARN: "[yellow]![/]", Status.FAIL: "[red]✗[/]", Status.NOT_RUN: "[dim]?[/]"}
 
 
 def console() -> Console:

@@ -7,6 +7,7 @@ reach them through a ProxyCommand that opens an AWS-StartSSHSession tunnel.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import tempfile
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hpctl.aws import Aws, HpctlError, aws_errors
+from hpctl.aws import Aws, HpctlError, UsageError, aws_errors
 
 # The SSM document that tunnels a TCP port (what ProxyCommand needs).
 SSH_TUNNEL_DOCUMENT = "AWS-StartSSHSession"
@@ -92,10 +93,22 @@ def _markers(alias: str) -> tuple[str, str]:
     return f"# >>> hpctl {alias} >>>", f"# <<< hpctl {alias} <<<"
 
 
+def check_alias(alias: str) -> None:
+    if not _ALIAS.match(alias):
+        raise UsageError(f"--alias {alias!r} is not a usable ssh host name (letters, digits, . _ -)")
+
+
+def config_file(path: Path) -> Path:
+    """The file `--ssh-config` names, through any symlink; a directory is refused before anything else."""
+    target = path.expanduser().resolve()
+    if target.is_dir():
+        raise UsageError(f"--ssh-config {path} is a directory: name the ssh config file (e.g. ~/.ssh/config)")
+    return target
+
+
 def config_block(alias: str, target: SsmTarget, scope: AwsCliScope, user: str) -> str:
     """A Host entry between markers, so a later run can find and replace it."""
-    if not _ALIAS.match(alias):
-        raise HpctlError(f"--alias {alias!r} is not a usable ssh host name (letters, digits, . _ -)")
+    check_alias(alias)
     begin, end = _markers(alias)
     return "\n".join(
         [
@@ -110,8 +123,23 @@ def config_block(alias: str, target: SsmTarget, scope: AwsCliScope, user: str) -
     )
 
 
+def _applies_to(line: str, alias: str) -> bool:
+    """Whether a `Host`/`Match` line starts a block whose settings could apply to `alias`. ssh takes the
+    first value it reads for each setting, so hpctl's block must come before such a block (e.g. `Host *`)."""
+    match = re.match(r"^\s*(host|match)\s+(.*)$", line, re.IGNORECASE)
+    if match is None:
+        return False
+    if match.group(1).lower() == "match":
+        return True  # its criteria are evaluated at connect time: assume it may apply
+    patterns = match.group(2).split()
+    return any(fnmatch.fnmatchcase(alias, p) for p in patterns if not p.startswith("!")) and not any(
+        fnmatch.fnmatchcase(alias, p[1:]) for p in patterns if p.startswith("!")
+    )
+
+
 def merge_config(existing: str, alias: str, block: str) -> str:
-    """`existing` with hpctl's block for `alias` replaced (or appended once)."""
+    """`existing` with hpctl's block for `alias` replaced (or added once), placed before the first block
+    that also applies to `alias` (such as `Host *`), so its settings are the ones ssh uses."""
     begin, end = _markers(alias)
     kept: list[str] = []
     inside = False
@@ -123,35 +151,43 @@ def merge_config(existing: str, alias: str, block: str) -> str:
             inside = False
         elif not inside:
             if re.match(rf"^\s*host\s+(.*\s)?{re.escape(alias)}(\s|$)", line, re.IGNORECASE):
-                raise HpctlError(
+                raise UsageError(
                     f"your ssh config already has a 'Host {alias}' entry that hpctl did not write: "
                     "remove it, or pick another --alias"
                 )
             kept.append(line)
     if inside:
-        raise HpctlError(f"your ssh config has '{begin}' without '{end}': fix the file by hand")
-    text = "".join(kept)
-    if text and not text.endswith("\n"):
-        text += "\n"
-    if text and not text.endswith("\n\n"):
-        text += "\n"
-    return text + block
+        raise UsageError(f"your ssh config has '{begin}' without '{end}': fix the file by hand")
+    if kept and not kept[-1].endswith("\n"):
+        kept[-1] += "\n"
+    at = next((i for i, line in enumerate(kept) if _applies_to(line, alias)), len(kept))
+    before, after = "".join(kept[:at]), "".join(kept[at:])
+    if before and not before.endswith("\n\n"):
+        before += "\n"
+    return before + block + ("\n" + after if after else "")
 
 
-def write_config(path: Path, alias: str, block: str) -> None:
-    """Replace hpctl's block in `path` atomically (temp file + rename), keeping the file's mode."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    existing = path.read_text() if path.exists() else ""
+def write_config(path: Path, alias: str, block: str) -> Path:
+    """Replace hpctl's block in `path` atomically (temp file + rename), keeping the file's mode. A symlinked
+    config (dotfiles repositories do that) is written through the link, which stays a link. Returns the
+    file written."""
+    target = config_file(path)
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        existing = target.read_text() if target.exists() else ""
+    except UnicodeDecodeError:
+        raise UsageError(f"--ssh-config {path} is not a text file: name the ssh config file") from None
     merged = merge_config(existing, alias, block)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".hpctl")
+    mode = target.stat().st_mode & 0o777 if target.exists() else 0o600
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".hpctl")
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(merged)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return target

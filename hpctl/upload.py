@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from hpctl.aws import Aws, HpctlError, aws_errors
+from hpctl.aws import Aws, UsageError, aws_errors
 
 # The stack's data repository association links this bucket prefix to this FSx directory
 # (infra/storage.py; the test suite checks both against the synthesized template).
@@ -43,16 +43,16 @@ class UploadPlan:
 def plan_upload(source: Path, name: str | None = None) -> UploadPlan:
     """One Upload per file; a directory keeps its layout under data/datasets/<name>/."""
     if not source.exists():
-        raise HpctlError(f"{source} does not exist")
+        raise UsageError(f"{source} does not exist")
     top = name or source.name
     if not top or "/" in top.strip("/"):
-        raise HpctlError(f"--name {top!r} must be one path segment (it becomes /fsx/s3/datasets/<name>)")
+        raise UsageError(f"--name {top!r} must be one path segment (it becomes /fsx/s3/datasets/<name>)")
     key = DATASETS_PREFIX + top
     if source.is_file():
         return UploadPlan(key, (Upload(source, key, source.stat().st_size),))
     files = sorted(p for p in source.rglob("*") if p.is_file())
     if not files:
-        raise HpctlError(f"{source} has no files to upload")
+        raise UsageError(f"{source} has no files to upload")
     return UploadPlan(
         key, tuple(Upload(p, f"{key}/{p.relative_to(source).as_posix()}", p.stat().st_size) for p in files)
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpctl.aws import Aws, HpctlError, aws_errors
+from hpctl.aws import Aws, HpctlError, UsageError, aws_errors
 
 HYPERPOD_SERVICE_CODE = "sagemaker"
 # Applies across every HyperPod cluster in the account and region; checked when the account lists it.
@@ -23,8 +23,9 @@ TOTAL_INSTANCES_QUOTA = "Total number of instances allowed across SageMaker Hype
 
 class Status(enum.Enum):
     OK = "ok"
-    WARN = "warn"
+    WARN = "warn"  # ran, and found something to look at that does not block the deploy
     FAIL = "fail"
+    NOT_RUN = "not run"  # could not be checked (e.g. no permission to read it): neither passed nor failed
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,14 @@ class Finding:
     check: str
     status: Status
     detail: str
+
+
+def summary(results: list[Finding]) -> str:
+    """`N passed, M failed`, plus `, K not run` when a check could not be made: not run is not passed."""
+    passed = sum(f.status in (Status.OK, Status.WARN) for f in results)
+    failed = sum(f.status is Status.FAIL for f in results)
+    not_run = sum(f.status is Status.NOT_RUN for f in results)
+    return f"{passed} passed, {failed} failed" + (f", {not_run} not run" if not_run else "")
 
 
 @dataclass(frozen=True)
@@ -77,7 +86,7 @@ def plan_from_context(
     try:
         config = ClusterConfig.from_mapping({**context, **given})
     except ConfigError as exc:
-        raise HpctlError(str(exc)) from None
+        raise UsageError(str(exc)) from None
     return Plan(
         region=config.region,
         availability_zone=config.availability_zone,
@@ -100,11 +109,11 @@ def read_context(path: Path) -> dict[str, Any]:
     try:
         return read_cdk_context(path)
     except FileNotFoundError:
-        raise HpctlError(f"{path} not found: run from the project root or pass --context-file") from None
+        raise UsageError(f"{path} not found: run from the project root or pass --context-file") from None
     except OSError as exc:
-        raise HpctlError(f"cannot read {path}: {exc.strerror}") from None
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     except ValueError as exc:
-        raise HpctlError(str(exc)) from None
+        raise UsageError(str(exc)) from None
 
 
 @dataclass
@@ -223,7 +232,7 @@ class Validator:
         try:
             quotas = self._quotas()
         except HpctlError as exc:  # e.g. no servicequotas:List* permission: the other checks still help
-            self._add("quotas", Status.WARN, f"could not read SageMaker quotas: {exc}")
+            self._add("quotas", Status.NOT_RUN, f"could not read SageMaker quotas: {exc}")
             return
         demand = self.plan.instance_demand
         for instance_type, wanted in sorted(demand.items()):

@@ -10,12 +10,14 @@ import importlib.util
 import os
 from pathlib import Path
 
+from training.errors import UserError
+
 BACKENDS = ("auto", "cpu", "cuda", "neuron")
 # the same variable as jobs/lib/common.sh's, so a simulated node can name its device file
 NEURON_DEVICE = Path(os.environ.get("NEURON_DEVICE", "/dev/neuron0"))
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(UserError):
     """The backend asked for cannot run on this machine."""
 
 

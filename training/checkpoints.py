@@ -32,11 +32,11 @@ def incomplete_reason(checkpoint: Path) -> str | None:
     """Why `checkpoint` was not completely written, None if it was.
 
     A sharded (Neuron) checkpoint needs neuronx_distributed's `done` markers and the trainer's
-    trainer_state.json (training.shards_layout decides, for consolidate too); a torch one needs
+    trainer_state.json (training.weights.shards_layout decides, for consolidate too); a torch one needs
     trainer_state.json, which transformers writes after the weights and the optimizer.
     """
-    from training.shards_layout import incomplete_reason as sharded_reason
-    from training.shards_layout import shards_dirs
+    from training.weights.shards_layout import incomplete_reason as sharded_reason
+    from training.weights.shards_layout import shards_dirs
 
     if shards_dirs(checkpoint):
         return sharded_reason(checkpoint)

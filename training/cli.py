@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import os
 import sys
 import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+from training.errors import ArgumentError, UserError, error_path, os_error_advice
 
 _SCALARS: tuple[type, ...] = (str, int, float, bool)
 _OPTIONAL_SCALARS: tuple[type, ...] = (str, int, float)  # `X | None`; an optional bool has no meaning here
@@ -35,6 +39,14 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
     """Defaults shown, and the module docstring's examples kept as written."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose mistakes (unknown flag, bad choice, missing flag) are ArgumentErrors, so that they
+    reach the user as the same one `error:` line as every other mistake instead of usage + error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ArgumentError(f"{message} (see {self.prog} --help)")
+
+
 def parse(dataclass_types: tuple[type, ...], argv: list[str] | None = None,
           description: str | None = None, prog: str | None = None) -> tuple[Any, ...]:
     """Instances of `dataclass_types` from `argv` (default sys.argv[1:]), a leading *.yaml being a recipe."""
@@ -44,6 +56,11 @@ def parse(dataclass_types: tuple[type, ...], argv: list[str] | None = None,
         recipe = load_recipe(Path(argv.pop(0)), dataclass_types)
     parser = _build_parser(dataclass_types, defaults=recipe, description=description, prog=prog)
     values = vars(parser.parse_args(argv))
+    for name, value in values.items():  # no flag means "not a number" or "infinitely many": refuse it here,
+        if isinstance(value, float) and not math.isfinite(value):  # as `x <= 0` checks let nan through
+            raise ArgumentError(f"--{name} must be a finite number, got {value}")
+        if isinstance(value, str) and "\x00" in value:  # only a recipe can carry one; no path or name may
+            raise ArgumentError(f"--{name} contains a NUL character")
     # Constructing each dataclass runs its __post_init__ validation on the parsed values.
     return tuple(dc(**{f.name: values[f.name] for f in _init_fields(dc)}) for dc in dataclass_types)
 
@@ -52,7 +69,7 @@ def _build_parser(dataclass_types: tuple[type, ...], defaults: dict[str, Any] | 
                  description: str | None = None, prog: str | None = None) -> argparse.ArgumentParser:
     """An argparse parser with one option per init field of `dataclass_types`; `defaults`
     (e.g. a recipe) replace the fields' own defaults and satisfy required fields."""
-    parser = argparse.ArgumentParser(prog=prog, description=description, formatter_class=_HelpFormatter)
+    parser = _Parser(prog=prog, description=description, formatter_class=_HelpFormatter)
     for dc in dataclass_types:
         hints = typing.get_type_hints(dc)
         for f in _init_fields(dc):
@@ -129,25 +146,61 @@ def load_recipe(path: Path, dataclass_types: tuple[type, ...]) -> dict[str, Any]
     import yaml
 
     if not path.is_file():
-        raise FileNotFoundError(f"recipe {path} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
+        raise ArgumentError(f"recipe {path}: no such file; check the path (the recipe is the first argument)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ArgumentError(f"recipe {path}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict):
-        raise ValueError(f"recipe {path}: expected a mapping of flag names to values")
+        raise ArgumentError(f"recipe {path}: expected a mapping of flag names to values")
     known = {f.name for dc in dataclass_types for f in dataclasses.fields(dc)}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(str(k) for k in set(data) - known)
     if unknown:
-        raise ValueError(f"recipe {path}: unknown key(s) {', '.join(unknown)}")
+        raise ArgumentError(f"recipe {path}: unknown key(s) {', '.join(unknown)} "
+                            f"(keys are the flag names of --help, e.g. {sorted(known)[0]})")
     return data
 
 
-def run_entry_point(dataclass_types: tuple[type, ...], main: Callable[..., Any], *,
-                    user_errors: tuple[type[BaseException], ...], prog: str, description: str | None,
-                    argv: list[str] | None = None) -> int:
-    """Parse the flags and call `main`; an error a user can fix becomes one `error: ...` line and
-    exit status 2 (tracebacks are for bugs), so Slurm and HyperPod still see the failure."""
+def run_entry_point(dataclass_types: tuple[type, ...], main: Callable[..., Any], *, prog: str,
+                    description: str | None, argv: list[str] | None = None) -> int:
+    """Parse the flags and call `main`: the one error policy of every `python -m training.<name>`.
+
+    A UserError, or an OSError a user can fix (permission, missing path, read-only or full disk), becomes
+    one `error: ...` line and exit status 2, naming the flag whose path it concerns; anything else is a bug
+    and keeps its traceback. (SIGTERM during an atomic output is training.fsio.sigterm_as_exit's.)
+    """
+    args: tuple[Any, ...] = ()
     try:
-        main(*parse(dataclass_types, argv, description=description, prog=prog))
-    except user_errors as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        args = parse(dataclass_types, argv, description=description, prog=prog)
+        main(*args)
+    except UserError as err:
+        return _report(str(err))
+    except OSError as err:
+        advice = os_error_advice(err)
+        if advice is None:
+            raise
+        flag = _flag_for(err, args)
+        return _report(f"{flag} {advice}" if flag else advice)
     return 0
+
+
+def _report(message: str) -> int:
+    print("error: " + " ".join(message.split()), file=sys.stderr, flush=True)  # one line, whatever the message
+    return 2
+
+
+def _flag_for(err: OSError, args: tuple[Any, ...]) -> str | None:
+    """`--name` of the flag whose path the error is about (the path itself or a file under it), if any."""
+    path = error_path(err)
+    if path is None:
+        return None
+    failed = Path(os.path.realpath(path))  # realpath: a symlink loop must not turn advice into a traceback
+    for parsed in args:
+        for f in dataclasses.fields(parsed):
+            value = getattr(parsed, f.name)
+            if isinstance(value, str) and value:
+                given = Path(os.path.realpath(value))
+                if failed == given or given in failed.parents:
+                    return f"--{f.name}"
+    return None
+

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from training.errors import UserError
 from training.prompts import encode_prompts, format_prompt
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ FORMATS: dict[str, tuple[str, str, str]] = {
 }
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A data file that cannot be used, with the file (and row) to look at."""
 
 

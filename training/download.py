@@ -24,12 +24,14 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from training.errors import ArgumentError, UserError, require_output_dir
+
 ALLOW_PATTERNS = ["*.safetensors", "*.json", "tokenizer.model", "*.tiktoken"]
 IGNORE_PATTERNS = ["original/*", "*.bin", "*.pth", "*.pt", "*.h5", "*.msgpack", "*.onnx", "*.gguf"]
 SECRET_JSON_KEYS = ("HF_TOKEN", "hf_token", "token")
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError):
     """A download that cannot succeed as asked, with what to do about it."""
 
 
@@ -45,9 +47,19 @@ class DownloadArguments:
 
     def __post_init__(self) -> None:
         if self.model_id.count("/") != 1 or not all(self.model_id.split("/")):
-            raise ValueError(f"model_id must look like 'org/name', got {self.model_id!r}")
+            raise ArgumentError(f"--model_id must look like 'org/name' (e.g. meta-llama/Meta-Llama-3-8B), "
+                                f"got {self.model_id!r}")
+        from huggingface_hub.errors import HFValidationError
+        from huggingface_hub.utils import validate_repo_id
+
+        try:
+            validate_repo_id(self.model_id)
+        except HFValidationError as exc:
+            raise ArgumentError(f"--model_id {self.model_id!r} is not a valid Hub repository id: {exc}") from exc
         if self.hf_token_secret_arn is not None and not self.hf_token_secret_arn.startswith("arn:"):
-            raise ValueError(f"hf_token_secret_arn must be an ARN, got {self.hf_token_secret_arn!r}")
+            raise ArgumentError(f"--hf_token_secret_arn must be an ARN (arn:aws:secretsmanager:...), "
+                                f"got {self.hf_token_secret_arn!r}")
+        require_output_dir("output_dir", self.output_dir)
 
 
 def token_from_secret(secret_arn: str, region: str | None = None) -> str:
@@ -62,7 +74,11 @@ def token_from_secret(secret_arn: str, region: str | None = None) -> str:
         raise DownloadError(f"cannot read the Hugging Face token from secret {secret_arn}: {e}") from e
     text = (value.get("SecretString") or "").strip()
     if text.startswith("{"):
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DownloadError(f"secret {secret_arn} starts with '{{' but is not valid JSON ({e}); store the "
+                                f"plain token or JSON with one of {', '.join(SECRET_JSON_KEYS)}") from e
         text = next((str(data[k]).strip() for k in SECRET_JSON_KEYS if data.get(k)), "")
     if not text:
         raise DownloadError(f"secret {secret_arn} holds no token (expected a string or JSON with one of "
@@ -149,5 +165,4 @@ def main(args: DownloadArguments) -> Path:
 if __name__ == "__main__":
     from training.cli import run_entry_point
 
-    sys.exit(run_entry_point((DownloadArguments,), main, user_errors=(DownloadError,),
-                             prog="python -m training.download", description=__doc__))
+    sys.exit(run_entry_point((DownloadArguments,), main, prog="python -m training.download", description=__doc__))

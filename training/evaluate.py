@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from training.errors import UserError
 from training.backends import BackendUnavailable
 from training.data import DataError, Example, HeldOut, read_heldout
 
@@ -34,7 +35,7 @@ DEVICES = ("auto", "cpu", "cuda")
 MODEL_ROLES = ("base", "merged")
 
 
-class EvaluateInputError(ValueError):
+class EvaluateInputError(UserError):
     """A flag value evaluate cannot use (a missing model directory, a bound below 1)."""
 
 
@@ -217,5 +218,4 @@ if __name__ == "__main__":
     from training.cli import run_entry_point
 
     sys.exit(run_entry_point((EvaluateArguments,), main,
-                             user_errors=(BackendUnavailable, DataError, EvaluateInputError),
                              prog="python -m training.evaluate", description=__doc__))

@@ -27,9 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from training.backends import BACKENDS, is_compile_pass
+from training.errors import UserError, ArgumentError, require_dir, require_output_dir, require_path
 
 logger = logging.getLogger("training.finetune")
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")  # one is enough for AutoTokenizer
 COMPILE_PASS_STEPS = 10  # enough to trace every graph of a step, the optimizer update and logging
 
 
@@ -54,19 +56,28 @@ class ModelArguments:
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if self.tensor_parallel_size < 1:
-            raise ValueError(f"tensor_parallel_size must be >= 1, got {self.tensor_parallel_size}")
-        if self.lora_r < 1:
-            raise ValueError(f"lora_r must be >= 1, got {self.lora_r}")
-        if self.lora_alpha < 1:
-            raise ValueError(f"lora_alpha must be >= 1, got {self.lora_alpha}")
+            raise ArgumentError(f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        _at_least(self, "tensor_parallel_size", 1)
+        _at_least(self, "lora_r", 1)
+        _at_least(self, "lora_alpha", 1)
         if not 0.0 <= self.lora_dropout < 1.0:
-            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+            raise ArgumentError(f"--lora_dropout must be in [0, 1), got {self.lora_dropout}")
         if isinstance(self.lora_target_modules, (list, tuple)):  # a YAML recipe may give a list
             self.lora_target_modules = ",".join(self.lora_target_modules)
         if not self.target_modules:
-            raise ValueError("lora_target_modules must name at least one module")
+            raise ArgumentError("--lora_target_modules must name at least one module, e.g. q_proj,v_proj")
+        model = require_dir("model_name_or_path", self.model_name_or_path,
+                            "training reads a local model directory (nothing is fetched from a hub at run "
+                            "time): download it first with python -m training.download --model_id ORG/NAME "
+                            "--output_dir DIR and pass DIR")
+        if not (model / "config.json").is_file():
+            raise ArgumentError(f"--model_name_or_path {self.model_name_or_path}: no config.json, so not a "
+                                "Hugging Face model directory; pass the directory training.download wrote")
+        if not any((model / name).is_file() for name in TOKENIZER_FILES):
+            raise ArgumentError(f"--model_name_or_path {self.model_name_or_path}: no tokenizer "
+                                f"({' or '.join(TOKENIZER_FILES)}); download the whole model with training.download")
+        if not self.full_finetune:
+            _check_target_modules(model, self.target_modules)
 
     @property
     def target_modules(self) -> list[str]:
@@ -86,10 +97,10 @@ class DataArguments:
         "help": "Skip rows with a missing, mistyped or empty field (and report how many) instead of failing."})
 
     def __post_init__(self) -> None:
-        if self.max_seq_length < 8:
-            raise ValueError(f"max_seq_length must be >= 8, got {self.max_seq_length}")
+        _at_least(self, "max_seq_length", 8)
         if not 0.0 <= self.eval_fraction < 1.0:
-            raise ValueError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+            raise ArgumentError(f"--eval_fraction must be in [0, 1) (0 disables eval), got {self.eval_fraction}")
+        require_path("dataset_path", self.dataset_path)
 
 
 @dataclass
@@ -113,26 +124,47 @@ class TrainArguments:
 
     def __post_init__(self) -> None:
         for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "save_steps", "logging_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+            _at_least(self, name, 1)
         if self.max_steps == 0 or self.max_steps < -1:
-            raise ValueError(f"max_steps must be -1 or >= 1, got {self.max_steps}")
+            raise ArgumentError(f"--max_steps must be -1 (train --num_train_epochs) or >= 1, got {self.max_steps}")
         if self.max_steps == -1 and self.num_train_epochs <= 0:
-            raise ValueError(f"num_train_epochs must be > 0 when max_steps is -1, got {self.num_train_epochs}")
+            raise ArgumentError(f"--num_train_epochs must be > 0 when --max_steps is -1, got {self.num_train_epochs}")
         if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
-        if self.eval_steps is not None and self.eval_steps < 1:
-            raise ValueError(f"eval_steps must be >= 1, got {self.eval_steps}")
-        if self.save_total_limit is not None and self.save_total_limit < 1:
-            raise ValueError(f"save_total_limit must be >= 1, got {self.save_total_limit}")
+            raise ArgumentError(f"--learning_rate must be > 0, got {self.learning_rate}")
+        _at_least(self, "warmup_steps", 0)
+        if self.eval_steps is not None:
+            _at_least(self, "eval_steps", 1)
+        if self.save_total_limit is not None:
+            _at_least(self, "save_total_limit", 1)
+        require_output_dir("output_dir", self.output_dir)
+
+
+def _at_least(args: Any, name: str, low: int) -> None:
+    if getattr(args, name) < low:
+        raise ArgumentError(f"--{name} must be >= {low}, got {getattr(args, name)}")
+
+
+def _check_target_modules(model_dir: Path, targets: list[str]) -> None:
+    """Each LoRA target must name a module of the model (peft's rule: the module path ends with it), read
+    from the safetensors headers, so a typo fails now rather than after the model has loaded."""
+    from training.weights.shards_io import NoWeights, model_tensors
+
+    try:
+        names = model_tensors(model_dir)
+    except NoWeights:  # no safetensors (e.g. .bin weights): transformers and peft will judge
+        return
+    modules = {name.rsplit(".", 1)[0] for name in names}
+    for target in targets:
+        if not any(m == target or m.endswith(f".{target}") for m in modules):
+            leaves = sorted({m.rsplit(".", 1)[-1] for m in modules if not m.rsplit(".", 1)[-1].isdigit()})
+            raise ArgumentError(f"--lora_target_modules: {model_dir} has no module named {target!r} "
+                                f"(its modules: {', '.join(leaves)})")
 
 
 ARGUMENT_TYPES = (ModelArguments, DataArguments, TrainArguments)
 
 
-class RunSetupError(ValueError):
+class RunSetupError(UserError):
     """Settings that cannot work together on this backend; the message says which to change."""
 
 
@@ -487,9 +519,6 @@ def _summary_fields(session: Session, backend: str, layout: Layout, model_args: 
 if __name__ == "__main__":
     import sys
 
-    from training.backends import BackendUnavailable
     from training.cli import run_entry_point
-    from training.data import DataError
 
-    sys.exit(run_entry_point(ARGUMENT_TYPES, main, user_errors=(BackendUnavailable, DataError, RunSetupError),
-                             prog="python -m training.finetune", description=__doc__))
+    sys.exit(run_entry_point(ARGUMENT_TYPES, main, prog="python -m training.finetune", description=__doc__))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from training.errors import ArgumentError, require_dir
 from training.prompts import encode_prompt, format_prompt
 
 
@@ -36,17 +37,21 @@ class GenerateArguments:
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+            raise ArgumentError(f"--max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if not self.prompt.strip():
-            raise ValueError("prompt must not be empty")
+            raise ArgumentError("--prompt must not be empty")
         if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+            raise ArgumentError(f"--temperature must be > 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        for name in ("model_path", "adapter_path"):
-            path = getattr(self, name)
-            if path is not None and not Path(path).is_dir():
-                raise ValueError(f"{name} {path} is not a directory")
+            raise ArgumentError(f"--top_p must be in (0, 1], got {self.top_p}")
+        model = require_dir("model_path", self.model_path, "pass a merged model or the base model's directory")
+        if not (model / "config.json").is_file():
+            raise ArgumentError(f"--model_path {self.model_path}: no config.json, so not a model directory")
+        if self.adapter_path is not None:
+            adapter = require_dir("adapter_path", self.adapter_path, "pass the adapter directory training left")
+            if not (adapter / "adapter_config.json").is_file():
+                raise ArgumentError(f"--adapter_path {self.adapter_path}: no adapter_config.json, so not a peft "
+                                    "adapter; for a sharded Neuron checkpoint run training.consolidate first")
 
 
 def prompt_ids(tokenizer: Any, instruction: str, context: str = "") -> list[int]:
@@ -98,7 +103,8 @@ def main(args: GenerateArguments) -> str:
 
 
 if __name__ == "__main__":
-    from training.cli import parse
+    import sys
 
-    (parsed,) = parse((GenerateArguments,), description=__doc__, prog="python -m training.generate")
-    main(parsed)
+    from training.cli import run_entry_point
+
+    sys.exit(run_entry_point((GenerateArguments,), main, prog="python -m training.generate", description=__doc__))

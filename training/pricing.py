@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
+from training.errors import UserError
+
 PRICES_AS_OF = date(2026, 1, 21)
 # EC2 on-demand Linux list prices of the same hardware (instances.vantage.sh data of this date).
 # SageMaker HyperPod bills ml.* instances at or above these: the estimate is a floor.
@@ -18,7 +20,7 @@ PRICE_SOURCE = (
 )
 
 
-class PricingError(ValueError):
+class PricingError(UserError):
     """A price or accounting record that cannot be used; the message says what to pass instead."""
 
 
@@ -67,12 +69,18 @@ def rate(instance_type: str, region: str | None, override: float | None = None) 
         if override <= 0:
             raise PricingError(f"--price-per-hour must be positive, got {override:g}")
         return Rate(instance_type, override, f"{instance_type} at ${override:,.2f}/h (your rate)")
-    if region is None:
-        raise PricingError("no AWS region for the price table: pass --region or --price-per-hour")
-    usd = price_per_hour(instance_type, region)
-    return Rate(
-        instance_type, usd, f"{instance_type} at ${usd:,.2f}/h in {region}, {PRICES_AS_OF} ({PRICE_SOURCE})"
-    )
+    if region is None:  # no region needed when the table has one price for the type everywhere it lists it
+        listed = {p.region: p.usd_per_hour for p in PRICES if p.instance_type == instance_type}
+        if len(set(listed.values())) != 1:
+            raise PricingError(
+                f"{instance_type} has no single price in the table: pass --region or --price-per-hour"
+            )
+        usd = next(iter(listed.values()))
+        where = f"in {', '.join(sorted(listed))} (no region given)"
+    else:
+        usd = price_per_hour(instance_type, region)
+        where = f"in {region}"
+    return Rate(instance_type, usd, f"{instance_type} at ${usd:,.2f}/h {where}, {PRICES_AS_OF} ({PRICE_SOURCE})")
 
 
 @dataclass(frozen=True)
@@ -108,18 +116,23 @@ def parse_sacct(lines: Iterable[str]) -> list[SlurmJob]:
         fields = line.split("|")
         if len(fields) != 5:
             raise PricingError(
-                f"sacct line {number}: want 5 fields ({SACCT_FORMAT}), got {len(fields)}: {line!r}"
+                f"sacct line {number}: want 5 fields ({SACCT_FORMAT}), got {len(fields)}: {_shown(line)}"
             )
         job_id, name, nodes, elapsed, state = fields
         if "." in job_id:
             continue
         if not nodes.isdigit() or not elapsed.isdigit():
-            raise PricingError(f"sacct line {number}: NNodes and ElapsedRaw must be whole numbers: {line!r}")
+            raise PricingError(f"sacct line {number}: NNodes and ElapsedRaw must be whole numbers: {_shown(line)}")
         # "CANCELLED by 1000" -> CANCELLED
         jobs.append(
             SlurmJob(job_id, name, int(nodes), int(elapsed), state.split()[0] if state else "UNKNOWN")
         )
     return jobs
+
+
+def _shown(line: str, limit: int = 80) -> str:
+    """A line quoted for an error message, cut short: a wrong file can have lines of any length."""
+    return repr(line) if len(line) <= limit else repr(line[:limit]) + f"... ({len(line)} characters)"
 
 
 @dataclass(frozen=True)

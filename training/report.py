@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from training.errors import UserError
 from training.fsio import write_text_atomic
 from training.pricing import (
     REFERENCE_SAMPLES_PER_SECOND,
@@ -49,7 +50,7 @@ JOB_PREFIX = "lora-"  # every template's --job-name is lora-<step>
 _LOG_NAME = re.compile(rf"^{JOB_PREFIX}([a-z]+)-(\d+)\.out$")
 
 
-class ReportInputError(ValueError):
+class ReportInputError(UserError):
     """A run directory the report cannot be made from."""
 
 
@@ -407,5 +408,5 @@ if __name__ == "__main__":
 
     from training.cli import run_entry_point
 
-    sys.exit(run_entry_point((ReportArguments,), main, user_errors=(ReportInputError, PricingError),
+    sys.exit(run_entry_point((ReportArguments,), main,
                              prog="python -m training.report", description=__doc__))

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from training.errors import ArgumentError, require_output_dir
+
 BOS, EOS, PAD = "<s>", "</s>", "<pad>"
 
 _CITIES = {
@@ -138,7 +140,13 @@ class TinyArguments:
 
     def __post_init__(self) -> None:
         if self.num_records < 1:
-            raise ValueError(f"num_records must be >= 1, got {self.num_records}")
+            raise ArgumentError(f"--num_records must be >= 1, got {self.num_records}")
+        require_output_dir("model_dir", self.model_dir)
+        if self.dataset_path is not None:
+            if Path(self.dataset_path).is_dir():
+                raise ArgumentError(f"--dataset_path {self.dataset_path}: is a directory; name the .jsonl file "
+                                    "to write")
+            require_output_dir("dataset_path", str(Path(self.dataset_path).parent))
 
 
 def main(args: TinyArguments) -> None:
@@ -150,7 +158,8 @@ def main(args: TinyArguments) -> None:
 
 
 if __name__ == "__main__":
-    from training.cli import parse
+    import sys
 
-    (parsed,) = parse((TinyArguments,), description=__doc__)
-    main(parsed)
+    from training.cli import run_entry_point
+
+    sys.exit(run_entry_point((TinyArguments,), main, prog="python -m training.tiny", description=__doc__))

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 from shards_writer import neuron_equivalent, write_sharded
 
-from training.consolidate import ConsolidateArguments, cli, main
+from training.weights.consolidate import ConsolidateArguments, cli, main
 
 
 def _sharded_adapter(adapter: Path, root: Path, xser: bool = False, adapter_name: str = "default") -> Path:
@@ -93,7 +93,7 @@ def test_full_model_unfuses_gate_up_proj(base_model: Path, tmp_path: Path) -> No
 def test_row_parallel_tensors_gathered_in_ragged_row_blocks_are_exact(base_model: Path, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """o_proj/down_proj are split on dim 1: they are rebuilt a block of rows at a time, here 3 of 128 rows."""
-    monkeypatch.setattr("training.consolidate.BLOCK_BYTES", 3 * 128 * 4 + 7)
+    monkeypatch.setattr("training.weights.consolidate.BLOCK_BYTES", 3 * 128 * 4 + 7)
     state = load_file(base_model / "model.safetensors")
     out = main(ConsolidateArguments(checkpoint_dir=str(write_sharded(tmp_path / "checkpoint-5", state)),
                                     output_dir=str(tmp_path / "out")))
@@ -163,8 +163,31 @@ def test_consolidation_never_imports_torch(adapter: Path, tmp_path: Path) -> Non
     import sys
 
     ckpt = _sharded_adapter(adapter, tmp_path / "run")
-    code = ("import sys; from training.consolidate import cli; status = cli(sys.argv[1:]); "
+    code = ("import sys; from training.weights.consolidate import cli; status = cli(sys.argv[1:]); "
             "print(status, sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', 'safetensors'}))")
     done = subprocess.run([sys.executable, "-c", code, "--checkpoint_dir", str(ckpt), "--output_dir", str(tmp_path / "out")],
                           capture_output=True, text=True, check=True)
     assert done.stdout.splitlines()[-1] == "0 []"
+
+
+def test_ranks_that_do_not_split_evenly_are_refused_naming_the_rank_file(
+        adapter: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # neuronx_distributed gives every tensor-parallel rank the same share of a split dim
+    ckpt = _sharded_adapter(adapter, tmp_path / "run")
+    victim = next(ckpt.rglob("dp_rank_00_tp_rank_03_pp_rank_00.pt"))
+    state = torch.load(victim)
+    name = next(k for k in state if "q_proj.lora_B" in k)
+    state[name] = state[name][:-1].clone()  # one row short: 7 of the 8 ranks still hold the full share
+    torch.save(state, victim)
+    err = _fails(ckpt, tmp_path, capsys)
+    assert f"error: {victim}: " in err and "split evenly" in err
+
+
+def test_more_rank_files_than_the_metadatas_partitions_are_refused_naming_the_extra_one(
+        adapter: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = _sharded_adapter(adapter, tmp_path / "run")
+    last = next(ckpt.rglob("dp_rank_00_tp_rank_07_pp_rank_00.pt"))
+    extra = last.with_name("dp_rank_00_tp_rank_08_pp_rank_00.pt")
+    extra.write_bytes(last.read_bytes())
+    err = _fails(ckpt, tmp_path, capsys)
+    assert f"error: {extra}: tensor-parallel rank 8" in err and "8 partitions" in err

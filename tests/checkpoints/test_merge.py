@@ -10,7 +10,7 @@ import torch
 from peft_adapters import make_adapter
 from safetensors.torch import load_file
 
-from training.merge import MergeArguments, cli, main
+from training.weights.merge import MergeArguments, cli, main
 
 
 def _peft_merged(base: Path, adapter: Path, dtype: torch.dtype) -> dict[str, torch.Tensor]:
@@ -36,9 +36,9 @@ def test_merge_equals_peft_merge_and_unload_bit_for_bit(base_model: Path, adapte
 
 def test_merging_in_row_blocks_changes_no_bit(base_model: Path, adapter: Path, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    import training.merge
+    import training.weights.merge
 
-    monkeypatch.setattr(training.merge, "DELTA_CHUNK_BYTES", 100 * 4 * 128)  # 100 rows of a 128-wide weight, ragged
+    monkeypatch.setattr(training.weights.merge, "DELTA_CHUNK_BYTES", 100 * 4 * 128)  # 100 rows of a 128-wide weight, ragged
     out = main(MergeArguments(base_model_path=str(base_model), adapter_path=str(adapter), output_dir=str(tmp_path / "m"),
                               dtype="bfloat16"))
     got, want = load_file(out / "model.safetensors"), _peft_merged(base_model, adapter, torch.bfloat16)
@@ -107,3 +107,15 @@ def test_a_base_tensor_whose_bytes_do_not_match_its_shape_is_a_clear_error(base_
     assert cli(["--base_model_path", str(broken), "--adapter_path", str(adapter), "--output_dir", str(tmp_path / "o")]) == 2
     assert f"{name} is [64, 128] F32 but spans 65536 bytes" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_bf16_merge_of_an_fp32_base_loads_as_bf16(base_model: Path, adapter: Path, tmp_path: Path) -> None:
+    # transformers >= 4.56 reads config.json's `dtype` before `torch_dtype`: both must name the output's
+    from transformers import AutoModelForCausalLM
+
+    assert json.loads((base_model / "config.json").read_text()).get("dtype", "float32") == "float32"
+    out = main(MergeArguments(base_model_path=str(base_model), adapter_path=str(adapter),
+                              output_dir=str(tmp_path / "merged"), dtype="bfloat16"))
+    config = json.loads((out / "config.json").read_text())
+    assert (config["dtype"], config["torch_dtype"]) == ("bfloat16", "bfloat16")
+    assert AutoModelForCausalLM.from_pretrained(out, dtype="auto").dtype == torch.bfloat16

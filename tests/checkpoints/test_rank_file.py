@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.shards_io import dtype_code, torch_dtype
-from training.shards_layout import CheckpointError, RankFile
+from training.weights.shards_io import dtype_code, torch_dtype
+from training.weights.shards_layout import CheckpointError, RankFile
 
 
 def _state() -> dict[str, torch.Tensor]:
@@ -63,7 +63,7 @@ def test_file_ranges_copy_without_copy_file_range(tmp_path: Path, monkeypatch: p
     """Where the kernel or filesystem refuses copy_file_range, the bytes go through user space instead."""
     from safetensors.torch import load_file
 
-    from training.shards_io import SafetensorsStream
+    from training.weights.shards_io import SafetensorsStream
 
     def refuse(*_: object) -> int:
         raise OSError(18, "Invalid cross-device link")

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import boto3
 import botocore.exceptions as bce
 import pytest
 from botocore.stub import Stubber
@@ -33,10 +34,13 @@ def test_no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     ]
 
 
-def test_no_region() -> None:
+def test_no_region_names_the_variable_boto3_reads(monkeypatch: pytest.MonkeyPatch) -> None:
     code, lines = _run("status")
     assert code == 1
-    assert lines == ["error: no AWS region: pass --region or set AWS_REGION"]
+    assert lines == ["error: no AWS region: pass --region or set AWS_DEFAULT_REGION"]
+    variable = lines[0].rsplit(" ", 1)[-1]
+    monkeypatch.setenv(variable, "eu-north-1")  # following the advice must give boto3 its region
+    assert boto3.Session().region_name == "eu-north-1"
 
 
 def test_unknown_profile() -> None:

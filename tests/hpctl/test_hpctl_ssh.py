@@ -175,7 +175,7 @@ def test_print_config_refuses_to_shadow_a_hand_written_host(
     path.write_text(f"Host {world.cluster_name}\n    HostName 192.0.2.1\n")
     cli = Cli(session=world.session, execs=[], aws=Aws(world.session))
     result = cli("ssh", "--print-config", "--ssh-config", str(path))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.output.startswith(f"error: your ssh config already has a 'Host {world.cluster_name}' entry")
     assert path.read_text() == f"Host {world.cluster_name}\n    HostName 192.0.2.1\n"
 
@@ -188,3 +188,34 @@ def test_by_cluster_name_the_shell_starts_without_a_run_as_document(
     controller = world.outputs["ControllerGroupName"]
     target = _target(world, controller, _node(moto_cluster, controller))
     assert cli.execs == [["aws", "ssm", "start-session", "--target", target, "--region", REGION]]
+
+
+def test_print_config_writes_through_a_symlinked_config(world: World, moto_cluster: Any, tmp_path: Path) -> None:
+    dotfiles = tmp_path / "dotfiles" / "ssh_config"
+    dotfiles.parent.mkdir()
+    dotfiles.write_text("Host bastion\n    HostName 192.0.2.1\n")
+    link = tmp_path / "ssh" / "config"
+    link.parent.mkdir()
+    link.symlink_to(dotfiles)
+    _config_entry(world, moto_cluster, link)
+    assert link.is_symlink() and link.resolve() == dotfiles  # still the user's link
+    assert f"Host {world.cluster_name}\n" in dotfiles.read_text()
+    assert dotfiles.read_text().startswith("Host bastion\n")
+
+
+def test_print_config_puts_its_host_before_a_catch_all_block(world: World, moto_cluster: Any, tmp_path: Path) -> None:
+    # ssh uses the first value it reads for each setting: after `Host *`, that block's User would win
+    path = tmp_path / "config"
+    path.write_text("Host bastion\n    HostName 192.0.2.1\n\nHost *\n    User nobody\n")
+    _config_entry(world, moto_cluster, path)
+    text = path.read_text()
+    assert text.index("Host bastion") < text.index(f"Host {world.cluster_name}") < text.index("Host *")
+    assert text.endswith("Host *\n    User nobody\n")
+
+
+def test_print_config_to_a_directory_is_one_error_line(world: World, cli: Cli, tmp_path: Path) -> None:
+    result = cli("ssh", "--print-config", "--ssh-config", str(tmp_path))
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"error: --ssh-config {tmp_path} is a directory: name the ssh config file (e.g. ~/.ssh/config)"
+    ]

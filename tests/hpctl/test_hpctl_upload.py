@@ -7,6 +7,8 @@ from pathlib import Path, PurePosixPath
 from hpctl_world import Cli, World
 
 from hpctl import upload
+from hpctl.aws import Aws
+from hpctl.runtime import Runtime
 
 FSX_MOUNT_POINT = "/fsx"  # provisioning_parameters.json's fsx_mount_point (docs/contracts.md)
 
@@ -52,9 +54,12 @@ def test_the_stacks_data_repository_association_links_the_prefix_hpctl_uploads_t
     assert PurePosixPath(FSX_MOUNT_POINT) / properties["FileSystemPath"].lstrip("/") == upload.LINKED_FSX_PATH
 
 
-def test_a_missing_path_is_named(cli: Cli, tmp_path: Path) -> None:
-    result = cli("upload", str(tmp_path / "nope"))
-    assert result.exit_code == 1
+def test_a_missing_path_is_named_before_any_aws_call(cli: Cli, tmp_path: Path) -> None:
+    def no_aws(region: str | None, profile: str | None) -> Aws:
+        raise AssertionError("hpctl upload reached AWS before checking the local path")
+
+    result = cli("upload", str(tmp_path / "nope"), runtime=Runtime(connect=no_aws))
+    assert result.exit_code == 2
     assert result.output.splitlines() == [f"error: {tmp_path / 'nope'} does not exist"]
 
 

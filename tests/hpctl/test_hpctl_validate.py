@@ -111,7 +111,7 @@ def test_a_quota_at_its_default_value_counts(with_quotas: QuotaStub) -> None:
     )
 
 
-def test_unreadable_quotas_are_a_warning_and_the_other_checks_still_run(
+def test_unreadable_quotas_are_not_run_not_passed_and_the_other_checks_still_run(
     world: World, make_cli: Callable[[Aws], Cli]
 ) -> None:
     aws = Aws(world.session)
@@ -119,9 +119,10 @@ def test_unreadable_quotas_are_a_warning_and_the_other_checks_still_run(
         stubber.add_client_error("list_aws_default_service_quotas", "AccessDeniedException", "not allowed")
         result = make_cli(aws)("validate", "--no-context", "--az", "us-west-2b")
     assert result.exit_code == 0, result.output
-    assert "! quotas could not read SageMaker quotas: AccessDeniedException: not allowed" in _line(
+    assert "? quotas could not read SageMaker quotas: AccessDeniedException: not allowed" in _line(
         result.output, "quotas"
     )
+    assert result.output.splitlines()[-1] == "1 passed, 0 failed, 1 not run"
     assert "✓ trn1.32xlarge in us-west-2b" in _line(result.output, "offered")
 
 
@@ -213,7 +214,7 @@ def test_a_bad_context_value_is_named(tmp_path: Path, with_quotas: QuotaStub) ->
     cdk_json = tmp_path / "cdk.json"
     cdk_json.write_text(json.dumps({"context": {"worker_count": "many"}}))
     result = with_quotas(ENOUGH)("validate", "--context-file", str(cdk_json))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.output.splitlines() == [
         "error: context key 'worker_count': must be a whole number, got 'many'"
     ]

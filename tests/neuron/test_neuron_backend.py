@@ -91,8 +91,8 @@ def test_the_plan_is_in_the_job_log_before_training(job: dict) -> None:  # type:
 def test_what_the_save_path_writes_is_what_consolidate_reads(job: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]
     from safetensors.torch import load_file
 
-    from training.consolidate import ConsolidateArguments
-    from training.consolidate import main as consolidate
+    from training.weights.consolidate import ConsolidateArguments
+    from training.weights.consolidate import main as consolidate
 
     out = job["out"]
     ckpt = out / f"checkpoint-{STEPS}"

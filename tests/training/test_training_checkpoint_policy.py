@@ -10,11 +10,11 @@ import pytest
 
 from training.checkpoints import SUPERSEDED_DIR, remove_incomplete, set_aside
 from training.finetune import latest_complete_checkpoint, prepare_output_dir
-from training.shards_layout import CheckpointError, resolve_checkpoint
+from training.weights.shards_layout import CheckpointError, resolve_checkpoint
 
 
 def sharded(root: Path, step: int, *, done: bool = True, state: bool = True) -> Path:
-    """A Neuron LoRA checkpoint-N as optimum-neuron 0.4.5 lays it out (training.shards_layout)."""
+    """A Neuron LoRA checkpoint-N as optimum-neuron 0.4.5 lays it out (training.weights.shards_layout)."""
     ckpt = root / f"checkpoint-{step}"
     shards = ckpt / "adapter_default" / "adapter_shards"
     (shards / "model").mkdir(parents=True)

@@ -15,6 +15,7 @@ from training_helpers import REPO_ROOT, parse_finetune, run_module
 
 from training.backends import BackendUnavailable, resolve_backend
 from training.cli import parse, run_entry_point
+from training.errors import ArgumentError
 from training.finetune import ARGUMENT_TYPES
 
 CONTRACT_FLAGS = [  # docs/contracts.md, "Flags the job templates rely on"
@@ -24,6 +25,17 @@ CONTRACT_FLAGS = [  # docs/contracts.md, "Flags the job templates rely on"
     "lora_target_modules", "full_finetune", "bf16", "seed",
 ]
 REQUIRED = ["--model_name_or_path", "m", "--dataset_path", "d.jsonl", "--output_dir", "o"]
+
+
+@pytest.fixture(autouse=True)
+def _in_a_dir_with_the_required_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """REQUIRED names paths that exist (the flags are checked against the file system): a model directory
+    m/ (a config and a tokenizer config, no weights) and a data file d.jsonl, in the current directory."""
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    (tmp_path / "m" / "tokenizer_config.json").write_text("{}")
+    (tmp_path / "d.jsonl").write_text("")
+    monkeypatch.chdir(tmp_path)
 
 
 def test_optimum_neuron_is_absent_here() -> None:
@@ -66,9 +78,9 @@ def test_the_contract_command_line_parses() -> None:
 
 def test_a_recipe_sets_defaults_and_flags_override_it(tmp_path: Path) -> None:
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("model_name_or_path: /m\nlora_r: 8\nlearning_rate: 0.001\nlora_target_modules: [q_proj, o_proj]\n")
-    model, _, train = parse_finetune([str(recipe), "--dataset_path", "d", "--output_dir", "o", "--lora_r", "4"])
-    assert (model.model_name_or_path, model.lora_r, train.learning_rate) == ("/m", 4, 0.001)
+    recipe.write_text("model_name_or_path: m\nlora_r: 8\nlearning_rate: 0.001\nlora_target_modules: [q_proj, o_proj]\n")
+    model, _, train = parse_finetune([str(recipe), "--dataset_path", "d.jsonl", "--output_dir", "o", "--lora_r", "4"])
+    assert (model.model_name_or_path, model.lora_r, train.learning_rate) == ("m", 4, 0.001)
     assert model.target_modules == ["q_proj", "o_proj"]
 
 
@@ -81,7 +93,7 @@ def test_the_shipped_llama3_recipe_is_valid() -> None:
 def test_an_unknown_recipe_key_is_an_error_naming_it(tmp_path: Path) -> None:
     recipe = tmp_path / "r.yaml"
     recipe.write_text("lora_rank: 8\n")
-    with pytest.raises(ValueError, match=r"unknown key.*lora_rank"):
+    with pytest.raises(ArgumentError, match=r"unknown key.*lora_rank"):
         parse_finetune([str(recipe), *REQUIRED])
 
 
@@ -100,18 +112,14 @@ def test_a_bare_bool_flag_defaulting_to_false_sets_it_true() -> None:
     assert (model.bf16, data.skip_bad_rows, model.full_finetune) == (True, True, False)
 
 
-def test_only_a_bool_defaulting_to_true_has_a_no_form(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
+def test_only_a_bool_defaulting_to_true_has_a_no_form() -> None:
+    with pytest.raises(ArgumentError, match="unrecognized arguments: --no_bf16"):
         parse_finetune([*REQUIRED, "--no_bf16"])
-    assert exc.value.code == 2
-    assert "unrecognized arguments: --no_bf16" in capsys.readouterr().err
 
 
-def test_a_bad_bool_value_is_an_argparse_error_naming_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
+def test_a_bad_bool_value_is_an_argument_error_naming_the_flag() -> None:
+    with pytest.raises(ArgumentError, match=r"argument --resume.*'maybe'"):
         parse_finetune([*REQUIRED, "--resume", "maybe"])
-    assert exc.value.code == 2
-    assert re.search(r"error: argument --resume.*'maybe'", capsys.readouterr().err)
 
 
 def test_an_optional_int_defaults_to_none_and_parses_a_number() -> None:
@@ -121,52 +129,52 @@ def test_an_optional_int_defaults_to_none_and_parses_a_number() -> None:
     assert (given.eval_steps, given.save_total_limit) == (5, 2)
 
 
-def test_an_optional_int_refuses_text(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
+def test_an_optional_int_refuses_text() -> None:
+    with pytest.raises(ArgumentError, match="argument --eval_steps"):
         parse_finetune([*REQUIRED, "--eval_steps", "often"])
-    assert exc.value.code == 2
-    assert "argument --eval_steps" in capsys.readouterr().err
 
 
-def test_a_missing_required_flag_exits_2_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
+def test_a_missing_required_flag_is_an_argument_error_naming_it() -> None:
+    with pytest.raises(ArgumentError, match=r"required: --dataset_path\b"):
         parse_finetune(["--model_name_or_path", "m", "--output_dir", "o"])
-    assert exc.value.code == 2
-    assert re.search(r"required: --dataset_path\b", capsys.readouterr().err)
 
 
 def test_a_recipe_can_supply_a_required_flag(tmp_path: Path) -> None:
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("dataset_path: /data\n")
+    recipe.write_text("dataset_path: d.jsonl\n")
     _, data, _ = parse_finetune([str(recipe), "--model_name_or_path", "m", "--output_dir", "o"])
-    assert data.dataset_path == "/data"
+    assert data.dataset_path == "d.jsonl"
 
 
 def test_a_flag_may_be_spelled_with_dashes() -> None:
-    model, _, train = parse_finetune(["--model-name-or-path", "m", "--dataset-path", "d", "--output-dir", "o",
+    model, _, train = parse_finetune(["--model-name-or-path", "m", "--dataset-path", "d.jsonl", "--output-dir", "o",
                                       "--lora-r", "4", "--full-finetune", "true"])
     assert (model.model_name_or_path, model.lora_r, model.full_finetune, train.output_dir) == ("m", 4, True, "o")
 
 
-def test_an_unknown_flag_is_an_argparse_error(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
+def test_an_unknown_flag_is_an_argument_error_pointing_at_help() -> None:
+    with pytest.raises(ArgumentError, match=r"unrecognized arguments: --lora_rank 8 \(see .* --help\)"):
         parse_finetune([*REQUIRED, "--lora_rank", "8"])
-    assert exc.value.code == 2
-    assert "unrecognized arguments: --lora_rank 8" in capsys.readouterr().err
 
 
-def test_metadata_choices_limit_the_values(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
+def test_metadata_choices_limit_the_values() -> None:
+    with pytest.raises(ArgumentError, match="argument --backend: invalid choice: 'tpu'"):
         parse_finetune([*REQUIRED, "--backend", "tpu"])
-    assert exc.value.code == 2
-    assert "argument --backend: invalid choice: 'tpu'" in capsys.readouterr().err
 
 
 def test_a_validation_error_becomes_one_error_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    status = run_entry_point(ARGUMENT_TYPES, lambda *args: None, user_errors=(ValueError,), prog="p",
-                             description=None, argv=[*REQUIRED, "--lora_r", "0"])
+    status = run_entry_point(ARGUMENT_TYPES, lambda *args: None, prog="p", description=None,
+                             argv=[*REQUIRED, "--lora_r", "0"])
     assert status == 2
-    assert capsys.readouterr().err == "error: lora_r must be >= 1, got 0\n"
+    assert capsys.readouterr().err == "error: --lora_r must be >= 1, got 0\n"
+
+
+def test_a_bug_is_not_a_user_error_and_keeps_its_traceback() -> None:
+    def buggy(*_args: object) -> None:
+        raise ValueError("an internal inconsistency")
+
+    with pytest.raises(ValueError, match="internal inconsistency"):
+        run_entry_point(ARGUMENT_TYPES, buggy, prog="p", description=None, argv=REQUIRED)
 
 
 @dataclass
@@ -185,7 +193,7 @@ def test_parsing_imports_neither_transformers_nor_torch(tmp_path: Path) -> None:
     code = ("import sys, training.cli, training.finetune as f; "
             f"training.cli.parse(f.ARGUMENT_TYPES, [{str(recipe)!r}, *{REQUIRED!r}, '--no_resume', '--bf16']); "
             "print(sorted(m for m in ('transformers', 'torch') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
@@ -194,7 +202,7 @@ def test_parsing_imports_neither_transformers_nor_torch(tmp_path: Path) -> None:
     ("tensor_parallel_size", "0"), ("eval_fraction", "1"), ("max_seq_length", "4"), ("save_steps", "0"),
 ])
 def test_a_bad_value_is_an_error_naming_the_flag(flag: str, value: str) -> None:
-    with pytest.raises(ValueError, match=re.escape(flag)):
+    with pytest.raises(ArgumentError, match=re.escape(f"--{flag}")):
         parse_finetune([*REQUIRED, f"--{flag}", value])
 
 

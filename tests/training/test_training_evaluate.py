@@ -22,8 +22,8 @@ def similarity(answer: str, reference: str) -> float:
 
 @pytest.fixture(scope="module")
 def merged(lora_run: Run, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from training.merge import MergeArguments
-    from training.merge import main as merge
+    from training.weights.merge import MergeArguments
+    from training.weights.merge import main as merge
 
     out = tmp_path_factory.mktemp("merged") / "model"
     merge(MergeArguments(base_model_path=str(tiny_model), adapter_path=str(lora_run.output_dir),

@@ -12,18 +12,32 @@ from training_helpers import Run
 from training.metrics import METRIC_REGEX
 
 
-def test_training_loss_goes_down(lora_run: Run) -> None:
-    losses = [r["loss"] for r in map(json.loads, (lora_run.output_dir / "metrics.jsonl").open()) if "loss" in r]
-    assert len(losses) >= 5
-    assert losses[-1] < 0.5 * losses[0]
+def _records(run: Run) -> list[dict[str, float]]:
+    return [json.loads(line) for line in (run.output_dir / "metrics.jsonl").open()]
+
+
+def test_training_loss_falls_far_below_the_untrained_loss(lora_run: Run) -> None:
+    # Why this holds on any CPU: the step-1 loss is the untrained model's, ~ln(512) = 6.2 for a random model
+    # over a 512-token vocabulary, whatever the rounding. Across 13 seeds (a stand-in for the different
+    # trajectories different CPUs take) the last logged loss was 0.30-0.33; the bound, 0.15 x 6.2 = 0.94,
+    # leaves a factor of 2.8 and still fails a run that did not learn.
+    losses = [r["loss"] for r in _records(lora_run) if "loss" in r]
+    assert len(losses) == 11
+    assert losses[-1] < 0.15 * losses[0]
     assert lora_run.summary["final_train_loss"] == losses[-1]
 
 
-def test_eval_loss_is_measured_and_goes_down(lora_run: Run) -> None:
-    evals = [(r["step"], r["eval_loss"]) for r in map(json.loads, (lora_run.output_dir / "metrics.jsonl").open())
-             if "eval_loss" in r]
-    assert [s for s, _ in evals] == [150, 300]
-    assert evals[-1][1] < evals[0][1] < 3.0
+def test_eval_loss_is_measured_every_eval_steps_far_below_the_untrained_loss(lora_run: Run) -> None:
+    # Why this holds on any CPU: the held-out loss is compared with the untrained loss (the step-1 train loss,
+    # ~6.2), never with another eval point: the eval curve flattens after ~200 steps and the order of two
+    # points near its minimum is what differs between CPUs. Across 13 seeds every eval at or after step 100
+    # was below 1.04 (0.57 at step 300); the bound, 0.25 x 6.2 = 1.57, leaves a factor of 1.5 at step 100
+    # and 2.7 at the end, and still fails a run whose eval loss stayed near the untrained one.
+    records = _records(lora_run)
+    untrained = next(r["loss"] for r in records if "loss" in r)
+    evals = [(r["step"], r["eval_loss"]) for r in records if "eval_loss" in r]
+    assert [s for s, _ in evals] == [100, 200, 300]  # --eval_steps 100, not the checkpoints' --save_steps 150
+    assert all(loss < 0.25 * untrained for _, loss in evals), (untrained, evals)
     assert lora_run.summary["final_eval_perplexity"] == pytest.approx(2.718281828 ** evals[-1][1], rel=1e-6)
 
 
@@ -40,7 +54,7 @@ def test_log_lines_are_readable_by_the_documented_metric_regexes(lora_run: Run) 
     lines = [line for line in lora_run.stdout.splitlines() if "METRICS" in line]
     losses = [float(m.group(1)) for line in lines if (m := re.search(METRIC_REGEX["loss"], line))]
     eval_losses = [float(m.group(1)) for line in lines if (m := re.search(METRIC_REGEX["eval_loss"], line))]
-    assert len(losses) == 11 and len(eval_losses) == 2  # `loss=` never matches inside `eval_loss=`
+    assert len(losses) == 11 and len(eval_losses) == 3  # `loss=` never matches inside `eval_loss=`
     assert all(re.search(METRIC_REGEX["tokens_per_second"], line) for line in lines if "eval_loss" not in line)
 
 
@@ -68,7 +82,7 @@ def test_final_adapter_is_a_plain_peft_directory_in_output_dir(lora_run: Run, ti
     assert not list(out.glob(".final-*"))  # the temporary directory is gone
 
 
-def test_checkpoints_are_saved_every_save_steps(lora_run: Run) -> None:
+def test_checkpoints_are_saved_every_save_steps_independently_of_eval(lora_run: Run) -> None:
     assert sorted(p.name for p in lora_run.output_dir.glob("checkpoint-*")) == ["checkpoint-150", "checkpoint-300"]
 
 

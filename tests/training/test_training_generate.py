@@ -28,6 +28,10 @@ def test_the_generation_prompt_is_the_training_prompt_without_the_answer(tokeniz
     assert tokenizer.decode(trained[len(asked):], skip_special_tokens=True) == "The fox is red."
 
 
+# Why the shape assertions hold on any CPU: they check the pattern the run learns (answer shape, then EOS),
+# not which city or colour comes out. With the linear lr decay of LEARNABLE_FLAGS, 13 of 13 seeds (each a
+# different trajectory, as a CPU with other rounding gives) answered both prompts in shape; with a constant
+# lr only 4 of 8 did, which is why these tests used to pass on one machine and fail on another.
 def test_base_plus_adapter_answers_in_the_trained_shape(lora_run: Run, tiny_model: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     answer = ask(tiny_model, lora_run.output_dir, "What is the capital of Japan?")

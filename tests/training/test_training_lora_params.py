@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from training.finetune import ModelArguments
@@ -34,9 +36,10 @@ def test_the_meta_model_has_llama3_8b_size(llama3_8b_meta) -> None:  # type: ign
 def test_default_lora_trains_6815744_parameters_of_llama3_8b(llama3_8b_meta) -> None:  # type: ignore[no-untyped-def]
     from peft import get_peft_model
 
-    defaults = ModelArguments(model_name_or_path="unused")
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelArguments)}  # the flags' defaults
+    targets = defaults["lora_target_modules"].split(",")
     model = get_peft_model(llama3_8b_meta, lora_config(
-        defaults.lora_r, defaults.lora_alpha, defaults.lora_dropout, defaults.target_modules))
+        defaults["lora_r"], defaults["lora_alpha"], defaults["lora_dropout"], targets))
     trainable, total = count_parameters(model)
     # per layer: q_proj 16*(4096+4096) + v_proj 16*(4096+1024) = 212,992; times 32 layers
     assert trainable == 6_815_744

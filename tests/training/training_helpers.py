@@ -23,11 +23,15 @@ class Run:
     stdout: str
 
 
-# Settings under which the tiny model visibly learns the dolly patterns in ~300 steps: with LoRA on
-# every linear layer including lm_head (a random model's near-uniform output needs it) and a high lr.
+# Settings under which the tiny model reliably learns the dolly patterns in 300 steps: LoRA on every linear
+# layer including lm_head (a random model's near-uniform output needs it), a high lr, and a linear decay of it
+# to 0. The decay is what makes the outcome independent of the CPU: with a constant 1e-2 the last steps keep
+# jumping around the minimum, and 4 of 8 seeds ended with answers that never stop or mix tasks; decayed, 13 of
+# 13 seeds (data split, LoRA init and dropout order all change with --seed, as rounding differences between
+# CPUs change a trajectory) ended with every answer in shape, final eval loss 0.36-0.57 against 6.27 untrained.
 LEARNABLE_FLAGS = [
     "--backend", "cpu", "--max_seq_length", "128", "--per_device_train_batch_size", "4",
-    "--learning_rate", "1e-2", "--lr_scheduler_type", "constant", "--lora_alpha", "32", "--lora_dropout", "0",
+    "--learning_rate", "1e-2", "--lr_scheduler_type", "linear", "--lora_alpha", "32", "--lora_dropout", "0",
     "--lora_target_modules", "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj,lm_head",
 ]
 

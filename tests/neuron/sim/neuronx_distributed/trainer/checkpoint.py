@@ -4,7 +4,7 @@
     <path>/<tag>/optim/dp_rank_DD_tp_rank_XX_pp_rank_YY.pt   each rank's optimizer state, when given
     <path>/<tag>/done                                        written by global rank 0 once all have saved
 
-It writes plain torch.save files (use_xser=False's form; training.shards_layout reads both forms). Every
+It writes plain torch.save files (use_xser=False's form; training.weights.shards_layout reads both forms). Every
 file goes through a temporary name and a rename, so a killed save leaves no file that looks complete.
 The done marker of an earlier save into the same directory is not removed, as in neuronx_distributed.
 """

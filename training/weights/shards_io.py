@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from training.errors import UserError
+
 if TYPE_CHECKING:
     import torch
 
@@ -31,6 +33,15 @@ TORCH_NAMES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bf
 COPY_CHUNK_BYTES = 16 * 1024**2
 
 Spec = tuple[str, tuple[int, ...], str]  # tensor name, shape, safetensors dtype
+MAX_HEADER_BYTES = 100 * 1024**2  # safetensors' own reader refuses larger headers (HeaderTooLarge)
+
+
+class SafetensorsError(UserError):
+    """An input safetensors file (or its index) that is not what it claims to be; the message names it."""
+
+
+class NoWeights(SafetensorsError):
+    """A model directory without safetensors weights."""
 
 
 def nbytes(shape: tuple[int, ...], dtype: str) -> int:
@@ -80,7 +91,7 @@ class FileRange:
             while got < self.nbytes:
                 done = f.readinto(view[got:])
                 if not done:
-                    raise ValueError(f"{self.path}: truncated ({got} of {self.nbytes} bytes at {self.offset})")
+                    raise SafetensorsError(f"{self.path}: truncated ({got} of {self.nbytes} bytes at {self.offset})")
                 got += done
         return view
 
@@ -121,14 +132,14 @@ def _copy_range(src: FileRange, dst: IO[bytes]) -> None:
             while left:
                 done = os.copy_file_range(f.fileno(), dst.fileno(), left, offset)
                 if done == 0:
-                    raise ValueError(f"{src.path}: truncated at byte {offset}")
+                    raise SafetensorsError(f"{src.path}: truncated at byte {offset}")
                 offset, left = offset + done, left - done
         except (OSError, AttributeError):  # other filesystem or kernel without it: copy what is left in user space
             f.seek(offset)
             while left:
                 chunk = f.read(min(left, COPY_CHUNK_BYTES))
                 if not chunk:
-                    raise ValueError(f"{src.path}: truncated at byte {offset}") from None
+                    raise SafetensorsError(f"{src.path}: truncated at byte {offset}") from None
                 _write_all(dst, memoryview(chunk))
                 offset, left = offset + len(chunk), left - len(chunk)
 
@@ -233,12 +244,23 @@ def write_safetensors(out_dir: Path, specs: list[Spec], parts: Callable[[str], I
 
 
 def _header(path: Path) -> tuple[int, dict[str, Any]]:
+    """(bytes before the data, the header's tensors); the length is checked against the file before it is
+    read, so a garbage length is an error naming the file, not a read of exabytes."""
+    size = path.stat().st_size
     with open(path, "rb") as f:
         raw = f.read(8)
         if len(raw) != 8:
-            raise ValueError(f"{path}: truncated safetensors file")
+            raise SafetensorsError(f"{path}: not a safetensors file (shorter than its 8-byte header length)")
         (n,) = struct.unpack("<Q", raw)
-        header: dict[str, Any] = json.loads(f.read(n))
+        if n > min(size - 8, MAX_HEADER_BYTES):
+            raise SafetensorsError(f"{path}: not a safetensors file (its header length {n} exceeds the file's "
+                                   f"{size} bytes or the format's {MAX_HEADER_BYTES})")
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SafetensorsError(f"{path}: not a safetensors file (its header is not JSON: {exc})") from exc
+    if not isinstance(header, dict):
+        raise SafetensorsError(f"{path}: not a safetensors file (its header is not a JSON object)")
     header.pop("__metadata__", None)
     return 8 + n, header
 
@@ -246,17 +268,21 @@ def _header(path: Path) -> tuple[int, dict[str, Any]]:
 def tensor_ranges(path: Path) -> dict[str, FileRange]:
     """Where each tensor of a safetensors file lies; a file shorter than its header says is refused."""
     start, header = _header(path)
-    end = max((info["data_offsets"][1] for info in header.values()), default=0)
-    if path.stat().st_size < start + end:
-        raise ValueError(f"{path}: truncated ({path.stat().st_size} bytes, header says {start + end})")
     ranges = {}
     for name, info in header.items():
-        shape, dtype, (begin, stop) = tuple(info["shape"]), info["dtype"], info["data_offsets"]
+        try:
+            shape, dtype, (begin, stop) = tuple(int(d) for d in info["shape"]), info["dtype"], info["data_offsets"]
+            begin, stop = int(begin), int(stop)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise SafetensorsError(f"{path}: {name} has a malformed header entry {info!r}") from exc
         if dtype not in DTYPE_SIZES:
-            raise ValueError(f"{path}: {name} has dtype {dtype}, which this tool does not handle")
-        if stop - begin != nbytes(shape, dtype):
-            raise ValueError(f"{path}: {name} is {list(shape)} {dtype} but spans {stop - begin} bytes")
+            raise SafetensorsError(f"{path}: {name} has dtype {dtype}, which this tool does not handle")
+        if any(d < 0 for d in shape) or not 0 <= begin <= stop or stop - begin != nbytes(shape, dtype):
+            raise SafetensorsError(f"{path}: {name} is {list(shape)} {dtype} but spans {stop - begin} bytes")
         ranges[name] = FileRange(path, start + begin, stop - begin, shape, dtype)
+    end = max((r.offset + r.nbytes for r in ranges.values()), default=start)
+    if path.stat().st_size < end:
+        raise SafetensorsError(f"{path}: truncated ({path.stat().st_size} bytes, header says {end})")
     return ranges
 
 
@@ -264,18 +290,21 @@ def model_tensors(model_dir: Path) -> dict[str, FileRange]:
     """Tensor name -> where it lies, for a model directory (one model.safetensors, or shards and their index)."""
     index = model_dir / "model.safetensors.index.json"
     if index.is_file():
-        weight_map: dict[str, str] = json.loads(index.read_text())["weight_map"]
+        try:
+            weight_map: dict[str, str] = dict(json.loads(index.read_text())["weight_map"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SafetensorsError(f"{index}: not a safetensors index (no readable 'weight_map': {exc})") from exc
         ranges: dict[str, FileRange] = {}
         for file in sorted(set(weight_map.values())):
             ranges.update(tensor_ranges(model_dir / file))
         missing = sorted(set(weight_map) - set(ranges))
         if missing:
-            raise ValueError(f"{model_dir}: the index names {missing[0]}, which {weight_map[missing[0]]} lacks")
+            raise SafetensorsError(f"{model_dir}: the index names {missing[0]}, which {weight_map[missing[0]]} lacks")
         return {name: ranges[name] for name in weight_map}
     single = model_dir / "model.safetensors"
     if single.is_file():
         return tensor_ranges(single)
-    raise FileNotFoundError(f"{model_dir}: no model.safetensors or model.safetensors.index.json")
+    raise NoWeights(f"{model_dir}: no model.safetensors or model.safetensors.index.json")
 
 
 def copy_side_files(src: Path, dest: Path, skip_suffixes: tuple[str, ...] = (".safetensors", ".pt", ".bin")) -> list[str]:

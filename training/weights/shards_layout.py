@@ -31,13 +31,14 @@ from typing import Any
 import numpy as np
 
 from training.checkpoints import checkpoint_number, newest_first
-from training.shards_io import DTYPE_SIZES, FileRange, row_bytes
+from training.errors import UserError
+from training.weights.shards_io import DTYPE_SIZES, FileRange, row_bytes
 
 RANK_FILE = re.compile(r"dp_rank_(\d+)_tp_rank_(\d+)_pp_rank_(\d+)\.pt$")
 XSER_REFERENCE = "torch_xla.utils.serialization.TensorReference"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint that cannot be consolidated; the message names the file."""
 
 
@@ -143,6 +144,11 @@ def open_sharded(root: Path) -> ShardedCheckpoint:
             raise CheckpointError(f"{meta}: unreadable ({exc})") from exc
         metadata[pp]["__file__"] = str(meta)
         expected = _tp_size(metadata[pp]) or tp_size
+        extra = sorted(tp for tp, p in files if p == pp and tp >= expected)
+        if extra:
+            raise CheckpointError(f"{files[(extra[0], pp)]}: tensor-parallel rank {extra[0]}, but {meta.name} "
+                                  f"splits parameters into {expected} partitions; remove stray rank files "
+                                  "or use the checkpoint's own metadata")
         for tp in range(max(expected, tp_size)):
             if (tp, pp) not in files:
                 name = f"dp_rank_00_tp_rank_{tp:02d}_pp_rank_{pp:02d}.pt"
