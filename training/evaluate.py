@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.errors import UserError
 from training.backends import BackendUnavailable
 from training.data import DataError, Example, HeldOut, read_heldout
+from training.errors import UserError
 
 logger = logging.getLogger("training.evaluate")
 

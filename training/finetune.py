@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from training.backends import BACKENDS, is_compile_pass
-from training.errors import UserError, ArgumentError, require_dir, require_output_dir, require_path
+from training.errors import ArgumentError, UserError, require_dir, require_output_dir, require_path
 
 logger = logging.getLogger("training.finetune")
 
