@@ -2,8 +2,8 @@
 
 Example (the local demo's run directory):
     python -m training.evaluate --base_model_path /fsx/models/tiny-llama \\
-        --merged_model_path /fsx/runs/demo/merged --heldout_path /fsx/runs/demo/train/heldout.json \\
-        --output_path /fsx/runs/demo/evaluation.json --max_examples 64
+        --merged_model_path /fsx/s3/runs/demo/merged --heldout_path /fsx/s3/runs/demo/train/heldout.json \\
+        --output_path /fsx/s3/runs/demo/evaluation.json --max_examples 64
 
 Both models see the held-out examples exactly as training saw its data: each
 example formatted by training.prompts, with BOS and EOS, through the base

@@ -8,7 +8,7 @@ Example (CPU, the tiny model from training.tiny):
 Example (trn1.32xlarge, a recipe plus overrides):
     torchrun --nproc_per_node 32 -m training.finetune training/recipes/llama3-8b-lora.yaml \\
         --model_name_or_path /fsx/models/Meta-Llama-3-8B --dataset_path /fsx/data/dolly.jsonl \\
-        --output_dir /fsx/runs/llama3-lora
+        --output_dir /fsx/s3/runs/llama3-lora
 
 Re-running the same command resumes from the latest complete checkpoint in
 --output_dir (HyperPod auto-resume does exactly that). With

@@ -1,7 +1,7 @@
 """The run report: did fine-tuning help, how did the run go, what did it cost, on one page.
 
 Example (after the evaluate step, on the head node or anywhere the run directory is):
-    python -m training.report --run_dir /fsx/runs/llama3-8b-lora --export_dir /fsx/s3/reports/llama3-8b-lora
+    python -m training.report --run_dir /fsx/s3/runs/llama3-8b-lora --export_dir /fsx/s3/reports/llama3-8b-lora
 
 Reads what the earlier steps left in the run directory (train/summary.json,
 train/metrics.jsonl, evaluation.json, logs/lora-<step>-<job>.out) and writes

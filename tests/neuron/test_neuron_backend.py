@@ -126,9 +126,9 @@ from training.finetune import ARGUMENT_TYPES, _sft_kwargs
 from training.backends import global_rank
 from training.trainers import TrainerParts, neuron_settings
 from optimum.neuron import NeuronSFTConfig
-model, data, train = parse(ARGUMENT_TYPES, [os.environ["RECIPE"], "--model_name_or_path", "m",
-    "--dataset_path", "d", "--output_dir", os.environ["OUT"], "--gradient_checkpointing", "true"])
-parts = TrainerParts("m", None, None, None, None, [], _sft_kwargs(model, data, train, False), True)
+model, data, train = parse(ARGUMENT_TYPES, [os.environ["RECIPE"], "--model_name_or_path", os.environ["MODEL"],
+    "--dataset_path", os.environ["DATA"], "--output_dir", os.environ["OUT"], "--gradient_checkpointing", "true"])
+parts = TrainerParts(os.environ["MODEL"], None, None, None, None, [], _sft_kwargs(model, data, train, False), True)
 config = NeuronSFTConfig(**neuron_settings(parts, model.tensor_parallel_size))
 trn = config.trn_config
 print(json.dumps({"tp": trn.tensor_parallel_size, "dp": trn.data_parallel_size,
@@ -138,8 +138,11 @@ print(json.dumps({"tp": trn.tensor_parallel_size, "dp": trn.data_parallel_size,
 """
 
 
-def test_the_recipe_builds_optimum_neurons_config_for_tp8_over_64_ranks(node: Node, tmp_path: Path) -> None:
+def test_the_recipe_builds_optimum_neurons_config_for_tp8_over_64_ranks(node: Node, tiny: tuple[Path, Path],
+                                                                         tmp_path: Path) -> None:
+    # the arguments' paths are checked as they are parsed: a real (tiny) model and data set
     result = run_python(node, 37, CONFIG_AT_TP8, WORLD_SIZE="64", LOCAL_RANK="5", OUT=str(tmp_path / "o"),
+                        MODEL=str(tiny[0]), DATA=str(tiny[1]),
                         RECIPE=str(ROOT / "training/recipes/llama3-8b-lora.yaml"))
     assert result.returncode == 0, result.stderr[-6000:]
     got = json.loads(result.stdout.strip().splitlines()[-1])

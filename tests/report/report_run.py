@@ -38,7 +38,7 @@ EVALUATION = {
     "models": {
         "base": {"path": "/fsx/models/base", "dtype": "bfloat16", "loss": 6.3111, "perplexity": 550.64,
                  "tokens": 9876, "seconds": {"load": 1, "score": 2, "generate": 3, "total": 6.0}},
-        "merged": {"path": "/fsx/runs/r/merged", "dtype": "bfloat16", "loss": 0.4321, "perplexity": 1.54,
+        "merged": {"path": "/fsx/s3/runs/r/merged", "dtype": "bfloat16", "loss": 0.4321, "perplexity": 1.54,
                    "tokens": 9876, "seconds": {"load": 1, "score": 2, "generate": 3, "total": 6.0}},
     },
     "generations": GENERATIONS,

@@ -1,6 +1,6 @@
 """Turn a tensor-parallel optimum-neuron checkpoint into one peft adapter (or one full model).
 
-    python -m training.consolidate --checkpoint_dir /fsx/runs/llama3-lora --output_dir /fsx/runs/llama3-lora/adapter
+    python -m training.consolidate --checkpoint_dir /fsx/s3/runs/llama3-lora --output_dir /fsx/s3/runs/llama3-lora/adapter
 
 --checkpoint_dir may be a checkpoint-N or a training output dir (the latest
 checkpoint-N whose shards carry neuronx_distributed's `done` marker and

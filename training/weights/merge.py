@@ -1,6 +1,6 @@
 """Merge a LoRA adapter into its base model, tensor by tensor, straight on safetensors.
 
-    python -m training.merge --base_model_path /fsx/models/llama3-8b --adapter_path /fsx/runs/adapter --output_dir /fsx/runs/merged
+    python -m training.merge --base_model_path /fsx/models/llama3-8b --adapter_path /fsx/s3/runs/adapter --output_dir /fsx/s3/runs/merged
 
 Gives what peft's merge_and_unload() gives (W += scaling * B @ A, transposed for
 embeddings, computed in float32 as peft does on CPU) without loading the model:
