@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from cfn_resolver import Physical, Resolver
+from cfn_resolver import Physical, Resolver, pseudo_parameters
 from typer.testing import CliRunner
 
 from hpctl.aws import Aws
@@ -129,14 +129,7 @@ def build_world(template: dict[str, Any], stack_name: str) -> World:
     )["FileSystem"]
     fsx.setdefault("MountName", "abcdefgh")
 
-    pseudo = {
-        "AWS::Region": REGION,
-        "AWS::AccountId": ACCOUNT,
-        "AWS::Partition": "aws",
-        "AWS::URLSuffix": "amazonaws.com",
-        "AWS::StackName": stack_name,
-        "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{stack_name}/0a1b2c3d-0000-4000-8000-00000000abcd",
-    }
+    pseudo = pseudo_parameters(REGION, ACCOUNT, stack_name)
     resolver = Resolver(template, {}, pseudo)
     resolver = Resolver(template, _physical(resolver, net, role, fsx), pseudo)
     bucket = str(resolver.resolve(template["Outputs"]["BucketName"]["Value"]))

@@ -4,12 +4,28 @@ assertions object, the cluster and the uploaded provisioning_parameters.json."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from aws_cdk import assertions
 from infra_template import only
+from moto import mock_aws
+
+from infra.config import ClusterConfig
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
+    """moto's AWS in the stack's region, with no real credentials or profile in reach."""
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        yield boto3.Session(region_name=ClusterConfig().region)
 
 
 @pytest.fixture(scope="session")

@@ -3,29 +3,16 @@ by the real API shapes and moto's CreateFileSystem and CreateCluster."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
-import pytest
-from cfn_resolver import Physical, Resolver
+from cfn_resolver import Physical, Resolver, pseudo_parameters
 from infra_template import only, resources
-from moto import mock_aws
 
 from infra.config import ClusterConfig
 
 ACCOUNT = "123456789012"
 REGION = ClusterConfig().region
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield boto3.Session(region_name=REGION)
 
 
 def _concrete(template: dict[str, Any], session: boto3.Session) -> Resolver:
@@ -49,13 +36,7 @@ def _concrete(template: dict[str, Any], session: boto3.Session) -> Resolver:
         session.client("s3").create_bucket(
             Bucket=physical[lid].ref, CreateBucketConfiguration={"LocationConstraint": REGION}
         )
-    pseudo = {
-        "AWS::Region": REGION,
-        "AWS::AccountId": ACCOUNT,
-        "AWS::Partition": "aws",
-        "AWS::URLSuffix": "amazonaws.com",
-    }
-    return Resolver(template=template, physical=physical, pseudo=pseudo)
+    return Resolver(template=template, physical=physical, pseudo=pseudo_parameters(REGION, ACCOUNT))
 
 
 def test_moto_creates_the_file_system_from_the_synthesized_properties(

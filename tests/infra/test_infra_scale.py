@@ -5,15 +5,13 @@ health checks on start, each checked at synth and carried into the template."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from cfn_resolver import Physical, Resolver
+from cfn_resolver import Physical, Resolver, pseudo_parameters
 from cfnlint.api import ManualArgs, lint
 from infra_template import only, resources, synthesized
-from moto import mock_aws
 
 from infra.config import ClusterConfig, ConfigError
 from infra.provisioning import instance_groups, provisioning_parameters
@@ -101,16 +99,6 @@ def test_the_scaled_template_is_cfn_lint_clean(scaled: dict[str, Any]) -> None:
     assert [str(m) for m in matches if m.rule.severity == "error"] == []
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield boto3.Session(region_name=REGION)
-
-
 def test_moto_creates_the_scaled_cluster(scaled: dict[str, Any], aws: boto3.Session) -> None:
     physical = {lid: Physical(ref="subnet-0abc") for lid in resources(scaled, "AWS::EC2::Subnet")}
     physical |= {lid: Physical(ref="sg", attrs={"GroupId": "sg-0abc"}) for lid in resources(scaled, "AWS::EC2::SecurityGroup")}
@@ -119,7 +107,7 @@ def test_moto_creates_the_scaled_cluster(scaled: dict[str, Any], aws: boto3.Sess
         for lid in resources(scaled, "AWS::IAM::Role")
     }
     physical |= {lid: Physical(ref="sagemaker-bucket") for lid in resources(scaled, "AWS::S3::Bucket")}
-    pseudo = {"AWS::Region": REGION, "AWS::AccountId": "123456789012", "AWS::Partition": "aws"}
+    pseudo = pseudo_parameters(REGION, "123456789012")
     _, cluster = only(scaled, "AWS::SageMaker::Cluster")
     properties = Resolver(template=scaled, physical=physical, pseudo=pseudo).resolve(cluster["Properties"])
     properties.pop("Tags")

@@ -14,6 +14,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def pseudo_parameters(region: str, account: str, stack_name: str = "HyperpodTrainiumLora",
+                      create: str = "0a1b2c3d-0000-4000-8000-00000000abcd") -> dict[str, str]:
+    """CloudFormation's pseudo parameters for one create (`create`: the stack id's UUID) of a stack."""
+    return {
+        "AWS::Region": region,
+        "AWS::AccountId": account,
+        "AWS::Partition": "aws",
+        "AWS::URLSuffix": "amazonaws.com",
+        "AWS::StackName": stack_name,
+        "AWS::StackId": f"arn:aws:cloudformation:{region}:{account}:stack/{stack_name}/{create}",
+    }
+
+
 @dataclass(frozen=True)
 class Physical:
     """What a resource resolves to: `ref` for Ref, `attrs` for Fn::GetAtt."""
