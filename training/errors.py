@@ -69,6 +69,13 @@ def same_path(a: str, b: str) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
+def require_at_least(args: object, name: str, low: int) -> None:
+    """The flag `--name` of `args` (a dataclass of flags) is at least `low`, else an ArgumentError naming it."""
+    value = getattr(args, name)
+    if value < low:
+        raise ArgumentError(f"--{name} must be >= {low}, got {value}")
+
+
 def require_dir(flag: str, value: str, hint: str = "check the path") -> Path:
     """`value` as an existing directory, else an ArgumentError naming `--flag`."""
     path = Path(value)

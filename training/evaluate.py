@@ -27,7 +27,7 @@ from typing import Any
 
 from training.backends import BackendUnavailable
 from training.data import DataError, Example, HeldOut, read_heldout
-from training.errors import UserError
+from training.errors import UserError, require_at_least, require_dir
 
 logger = logging.getLogger("training.evaluate")
 
@@ -61,16 +61,14 @@ class EvaluateArguments:
 
     def __post_init__(self) -> None:
         for name in ("max_examples", "max_new_tokens", "batch_size"):
-            if getattr(self, name) < 1:
-                raise EvaluateInputError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_prompts < 0:
-            raise EvaluateInputError(f"num_prompts must be >= 0, got {self.num_prompts}")
-        if self.max_seq_length is not None and self.max_seq_length < 8:
-            raise EvaluateInputError(f"max_seq_length must be >= 8, got {self.max_seq_length}")
+            require_at_least(self, name, 1)
+        require_at_least(self, "num_prompts", 0)
+        if self.max_seq_length is not None:
+            require_at_least(self, "max_seq_length", 8)
         for name in ("base_model_path", "merged_model_path"):
-            path = Path(getattr(self, name))
+            path = require_dir(name, getattr(self, name))
             if not (path / "config.json").is_file():
-                raise EvaluateInputError(f"{name} {path} is not a model directory (no config.json)")
+                raise EvaluateInputError(f"--{name} {path}: not a model directory (no config.json)")
 
 
 def choose_device(requested: str) -> str:

@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from training.backends import BACKENDS, is_compile_pass
-from training.errors import ArgumentError, UserError, require_dir, require_output_dir, require_path
+from training.errors import (
+    ArgumentError,
+    UserError,
+    require_at_least,
+    require_dir,
+    require_output_dir,
+    require_path,
+)
 
 logger = logging.getLogger("training.finetune")
 
@@ -57,9 +64,9 @@ class ModelArguments:
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ArgumentError(f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        _at_least(self, "tensor_parallel_size", 1)
-        _at_least(self, "lora_r", 1)
-        _at_least(self, "lora_alpha", 1)
+        require_at_least(self, "tensor_parallel_size", 1)
+        require_at_least(self, "lora_r", 1)
+        require_at_least(self, "lora_alpha", 1)
         if not 0.0 <= self.lora_dropout < 1.0:
             raise ArgumentError(f"--lora_dropout must be in [0, 1), got {self.lora_dropout}")
         if isinstance(self.lora_target_modules, (list, tuple)):  # a YAML recipe may give a list
@@ -97,7 +104,7 @@ class DataArguments:
         "help": "Skip rows with a missing, mistyped or empty field (and report how many) instead of failing."})
 
     def __post_init__(self) -> None:
-        _at_least(self, "max_seq_length", 8)
+        require_at_least(self, "max_seq_length", 8)
         if not 0.0 <= self.eval_fraction < 1.0:
             raise ArgumentError(f"--eval_fraction must be in [0, 1) (0 disables eval), got {self.eval_fraction}")
         require_path("dataset_path", self.dataset_path)
@@ -124,24 +131,19 @@ class TrainArguments:
 
     def __post_init__(self) -> None:
         for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "save_steps", "logging_steps"):
-            _at_least(self, name, 1)
+            require_at_least(self, name, 1)
         if self.max_steps == 0 or self.max_steps < -1:
             raise ArgumentError(f"--max_steps must be -1 (train --num_train_epochs) or >= 1, got {self.max_steps}")
         if self.max_steps == -1 and self.num_train_epochs <= 0:
             raise ArgumentError(f"--num_train_epochs must be > 0 when --max_steps is -1, got {self.num_train_epochs}")
         if self.learning_rate <= 0:
             raise ArgumentError(f"--learning_rate must be > 0, got {self.learning_rate}")
-        _at_least(self, "warmup_steps", 0)
+        require_at_least(self, "warmup_steps", 0)
         if self.eval_steps is not None:
-            _at_least(self, "eval_steps", 1)
+            require_at_least(self, "eval_steps", 1)
         if self.save_total_limit is not None:
-            _at_least(self, "save_total_limit", 1)
+            require_at_least(self, "save_total_limit", 1)
         require_output_dir("output_dir", self.output_dir)
-
-
-def _at_least(args: Any, name: str, low: int) -> None:
-    if getattr(args, name) < low:
-        raise ArgumentError(f"--{name} must be >= {low}, got {getattr(args, name)}")
 
 
 def _check_target_modules(model_dir: Path, targets: list[str]) -> None:

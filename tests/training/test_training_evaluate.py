@@ -13,6 +13,7 @@ import pytest
 from training_helpers import Run, run_module
 
 from training.data import HELDOUT_FILE, DataError, load_examples, read_heldout, split_examples
+from training.errors import UserError
 from training.evaluate import EvaluateArguments, EvaluateInputError
 
 
@@ -105,13 +106,13 @@ def test_a_damaged_held_out_file_is_named(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("flag", "value"), [("max_examples", 0), ("batch_size", 0), ("num_prompts", -1)])
 def test_a_bad_bound_is_an_error_naming_the_flag(tiny_model: Path, flag: str, value: int) -> None:
-    with pytest.raises(EvaluateInputError, match=flag):
+    with pytest.raises(UserError, match=f"--{flag} must be >= "):
         EvaluateArguments(base_model_path=str(tiny_model), merged_model_path=str(tiny_model),
                           heldout_path="h.json", output_path="o.json", **{flag: value})
 
 
 def test_a_path_that_is_not_a_model_is_named(tiny_model: Path, tmp_path: Path) -> None:
-    with pytest.raises(EvaluateInputError, match=f"merged_model_path {tmp_path} is not a model directory"):
+    with pytest.raises(EvaluateInputError, match=f"--merged_model_path {tmp_path}: not a model directory"):
         EvaluateArguments(base_model_path=str(tiny_model), merged_model_path=str(tmp_path),
                           heldout_path="h.json", output_path="o.json")
 
