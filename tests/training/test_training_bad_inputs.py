@@ -124,7 +124,27 @@ ROWS: list[Row] = [
                                   "--output_dir", str(i.work / "out")], "adapter_config.json"),
     ("training.tiny", lambda i: ["--model_dir", str(i.work / "tiny"), "--num_records", "0"], "--num_records"),
     ("training.tiny", lambda i: ["--model_dir", str(i.a_file)], "--model_dir"),
+    ("training.evaluate", lambda i: [*_evaluate(i), "--max_examples", "0"], "--max_examples"),
+    ("training.evaluate", lambda i: ["--base_model_path", str(i.model), "--merged_model_path", str(i.empty_dir),
+                                     "--heldout_path", str(i.a_file), "--output_path", str(i.work / "e.json")],
+     "--merged_model_path"),
+    ("training.evaluate", lambda i: _evaluate(i), "held-out"),
+    ("training.report", lambda i: ["--run_dir", str(i.work / "nope")], "run_dir"),
+    ("training.report", lambda i: ["--run_dir", str(i.empty_dir)], "summary.json"),
 ]
+
+
+def _evaluate(i: Inputs) -> list[str]:
+    """Two real models and a file that is not a held-out split."""
+    return ["--base_model_path", str(i.model), "--merged_model_path", str(i.model), "--heldout_path",
+            str(i.a_file), "--output_path", str(i.work / "evaluation.json")]
+
+
+def test_every_entry_point_of_the_package_has_bad_input_rows() -> None:
+    """A new `python -m training.<name>` joins the table, so the policy is checked for it too."""
+    entry_points = {f"training.{p.stem}" for p in (REPO_ROOT / "training").glob("*.py")
+                    if 'if __name__ == "__main__":' in p.read_text()}
+    assert entry_points - {module for module, _, _ in ROWS} == set()
 
 
 @pytest.fixture
