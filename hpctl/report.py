@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from hpctl import cluster as hp
-from hpctl.aws import Aws, HpctlError, aws_errors
+from hpctl.aws import Aws, HpctlError, UsageError, aws_errors
 from hpctl.runtime import Runtime
 from hpctl.upload import LINKED_FSX_PATH, LINKED_PREFIX
 from training.report import HTML_FILE
@@ -93,6 +93,7 @@ def report_command(
     hpctl report --open                 # the latest report, opened in the browser
     hpctl report --run llama3-8b-lora   # that run's report, into ./reports/llama3-8b-lora/
     """
+    _check_local_inputs(run, dest)
     rt = ctx.ensure_object(Runtime)
     aws = rt.aws()
     if bucket is None:
@@ -104,3 +105,11 @@ def report_command(
     typer.echo(f"report of run {found.run} (written {found.modified:%Y-%m-%d %H:%M %Z}): {page}")
     if open_page:
         rt.open_url(page.resolve().as_uri())
+
+
+def _check_local_inputs(run: str | None, dest: Path) -> None:
+    """The command's own mistakes, found before any AWS call (exit 2, as every hpctl command)."""
+    if run is not None and (not run or run in {".", ".."} or "/" in run):
+        raise UsageError(f"--run {run!r} must be a run name (RUN_NAME), one path segment")
+    if dest.exists() and not dest.is_dir():
+        raise UsageError(f"--dest {dest}: exists and is not a directory; name a folder")

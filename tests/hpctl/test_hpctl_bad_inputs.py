@@ -47,7 +47,18 @@ ROWS: list[Row] = [
     (lambda w: ["status", "--cluster", "arn:aws:sagemaker:us-west-2:1:notebook/x"], "ARN"),
     (lambda w: ["validate", "--context-file", str(w / "cdk.json")], "cdk.json"),
     (lambda w: ["validate", "--workers", "many"], "--workers"),
+    (lambda w: ["report", "--run", "../etc"], "--run"),
+    (lambda w: ["report", "--dest", _binary(w)], "--dest"),
 ]
+
+
+def test_every_command_has_bad_input_rows(tmp_path: Path) -> None:
+    """A new hpctl command joins the table, so the policy is checked for it too."""
+    from hpctl.main import app
+
+    commands = {c.name or c.callback.__name__ for c in app.registered_commands if c.callback}
+    covered = {argv(tmp_path)[0] for argv, _ in ROWS}
+    assert commands - covered == set()
 
 
 @pytest.fixture
