@@ -5,10 +5,16 @@ the real lifecycle/ directory). The infra and hpctl tests both read it."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# One compute thread per process, set here so that it precedes every torch import in every xdist worker:
+# the machine's few cores are shared (subprocesses inherit this), and torch's thread pool contending with
+# the servers, subprocesses and other workers of the suite slowed runs tenfold.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")

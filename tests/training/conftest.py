@@ -18,9 +18,6 @@ from training_helpers import LEARNABLE_FLAGS, Run, parse_finetune
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# One compute thread per process: the machine's few cores are shared (subprocesses inherit this), and
-# torch's thread pool contending with the servers and subprocesses of other tests slowed runs tenfold.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")
