@@ -46,8 +46,10 @@ down:
 synth: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" node_modules/.bin/cdk synth --quiet
 
+## SIZE=8b: the same at Llama-3-8B's shape (16 GB; needs about 50 GB free disk, checked first)
+SIZE ?= small
 bench: setup
-	$(PY) bench/consolidate_merge.py
+	$(PY) bench/consolidate_merge.py --size $(SIZE)
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
