@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from xdist_once import shared_dir
 
 # One compute thread per process, set here so that it precedes every torch import in every xdist worker:
 # the machine's few cores are shared (subprocesses inherit this), and torch's thread pool contending with
@@ -21,9 +22,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 def assembly_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from infra.build import build_app
 
-    outdir = tmp_path_factory.mktemp("cdk.out")
-    build_app(outdir=str(outdir)).synth()
-    return outdir
+    return shared_dir(tmp_path_factory, "cdk.out", lambda outdir: build_app(outdir=str(outdir)).synth())
 
 
 @pytest.fixture(scope="session")
