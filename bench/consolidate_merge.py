@@ -248,6 +248,8 @@ def main() -> None:
     parser.add_argument("--layers", type=int, help="decoder layers instead of the size's own (to fit a disk)")
     parser.add_argument("--rounds", type=int, help="timed runs of each step, the median reported (5; 8b: 3)")
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/bench-consolidate-merge"), help="scratch dir")
+    parser.add_argument("--keep", action="store_true", help="leave the model, checkpoint and adapters in --scratch "
+                        "(to profile a step by hand)")
     args = parser.parse_args()
     shape = SIZES[args.size]
     if args.layers is not None:
@@ -278,7 +280,8 @@ def main() -> None:
         run_rounds(steps, rounds, s)
         table = [consolidate, *(row for row, _, _ in steps)]
     finally:
-        shutil.rmtree(s, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(s, ignore_errors=True)
     largest = VOCAB * shape.hidden * 2
     peft_rss = max((row.rss for row in table if row.step.startswith("peft")), default=0.0)
     lines = [f"Synthetic Llama-3-shaped bf16 model ({args.size}: hidden {shape.hidden}, intermediate "
@@ -300,8 +303,8 @@ def main() -> None:
     print(text)
     results = ROOT / "bench" / "results"
     results.mkdir(exist_ok=True)
-    name = "consolidate_merge.md" if args.size == "small" and args.layers is None else \
-        f"consolidate_merge-{args.size}-{shape.layers}layers.md"
+    name = "consolidate_merge" + ("" if args.size == "small" else f"-{args.size}") + \
+        ("" if args.layers is None else f"-{args.layers}layers") + ".md"
     (results / name).write_text("# Consolidate and merge benchmark\n\n" + text)
 
 
