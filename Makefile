@@ -21,16 +21,19 @@ lint: setup
 
 ## the README's test command: install, lint, every test (the local Slurm ones included)
 test: lint
-	$(VENV)/bin/pytest
+	$(MAKE) --no-print-directory unit
+	$(VENV)/bin/pytest -m slurm
 	$(MAKE) --no-print-directory check-neuron
 
 ## the neuron backend through optimum-neuron 0.4.5's own code, torch_xla/neuronx_distributed simulated
 check-neuron: setup
 	$(NEURON_CHECK_VENV)/bin/python -m pytest tests/neuron -p no:cacheprovider
 
-## tests that need no Slurm daemons
+## tests that need no Slurm daemons, spread over the cores a file at a time (module fixtures built once);
+## the Slurm tests share one cluster, so they run in one process (`make test`)
+PYTEST_WORKERS ?= auto
 unit: setup
-	$(VENV)/bin/pytest -m "not slurm"
+	$(VENV)/bin/pytest -m "not slurm" -n $(PYTEST_WORKERS) --dist loadfile
 
 ## the README's main command: the full pipeline on the local Slurm cluster
 demo: setup
@@ -43,8 +46,10 @@ down:
 synth: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" node_modules/.bin/cdk synth --quiet
 
+## SIZE=8b: the same at Llama-3-8B's shape (16 GB; needs about 50 GB free disk, checked first)
+SIZE ?= small
 bench: setup
-	$(PY) bench/consolidate_merge.py
+	$(PY) bench/consolidate_merge.py --size $(SIZE)
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -5,19 +5,24 @@ the real lifecycle/ directory). The infra and hpctl tests both read it."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from xdist_once import shared_dir
+
+# One compute thread per process, set here so that it precedes every torch import in every xdist worker:
+# the machine's few cores are shared (subprocesses inherit this), and torch's thread pool contending with
+# the servers, subprocesses and other workers of the suite slowed runs tenfold.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")
 def assembly_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from infra.build import build_app
 
-    outdir = tmp_path_factory.mktemp("cdk.out")
-    build_app(outdir=str(outdir)).synth()
-    return outdir
+    return shared_dir(tmp_path_factory, "cdk.out", lambda outdir: build_app(outdir=str(outdir)).synth())
 
 
 @pytest.fixture(scope="session")

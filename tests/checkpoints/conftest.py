@@ -9,7 +9,6 @@ import pytest
 from peft_adapters import make_adapter
 
 os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")

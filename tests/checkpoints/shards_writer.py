@@ -69,7 +69,7 @@ def partition_dim(name: str) -> int | None:
     return None
 
 
-def _metadata(names: list[str], tp: int, adapter: str | None, mlp_hidden: int | None) -> dict:
+def metadata(names: list[str], tp: int, adapter: str | None, mlp_hidden: int | None) -> dict:
     """mp_metadata_pp_rank_0.json as create_parameter_metadata writes it."""
     params: dict[str, dict] = {}
     for n in names:
@@ -111,8 +111,8 @@ def write_sharded(root: Path, state: dict[str, torch.Tensor], tp: int = 8, xser:
     else:
         shards = root / "shards"
     (shards / "model").mkdir(parents=True)
-    metadata = _metadata(list(fused), tp, adapter if adapter_config is not None else None, mlp_hidden)
-    (shards / "mp_metadata_pp_rank_0.json").write_text(json.dumps(metadata, indent=4))
+    meta = metadata(list(fused), tp, adapter if adapter_config is not None else None, mlp_hidden)
+    (shards / "mp_metadata_pp_rank_0.json").write_text(json.dumps(meta, indent=4))
     for rank in range(tp):
         rank_state = {}
         for n, t in fused.items():
