@@ -132,7 +132,7 @@ class Validator:
             )
         zone = self._zone()
         if self.plan.availability_zone_id and not self.plan.subnet_id and not self.plan.zone_from_option:
-            self.check_offering_by_id(self.plan.worker_instance_type, self.plan.availability_zone_id)
+            self.check_offering(self.plan.worker_instance_type, self.plan.availability_zone_id, by_id=True)
         else:
             self.check_offering(self.plan.worker_instance_type, zone)
         self.check_quotas()
@@ -178,44 +178,26 @@ class Validator:
             )
             return sorted({o["Location"] for page in pages for o in page["InstanceTypeOfferings"]})
 
-    def check_offering(self, instance_type: str, zone: str) -> None:
+    def check_offering(self, instance_type: str, location: str, *, by_id: bool = False) -> None:
+        """`location` is a zone name, or with `by_id` a zone ID: IDs name the same physical zone in every
+        account, names are shuffled per account."""
         ec2_type = instance_type.removeprefix("ml.")
-        zones = self._offered(ec2_type, "availability-zone")
-        check = f"{ec2_type} in {zone}"
-        if zone in zones:
-            self._add(check, Status.OK, f"{ec2_type} is offered in {zone}")
-        elif zones:
-            # Names are shuffled per account; IDs are what to write into cdk.json.
+        offered = self._offered(ec2_type, "availability-zone-id" if by_id else "availability-zone")
+        check = f"{ec2_type} in {location}"
+        where = f"zone ID {location}" if by_id else location
+        if location in offered:
+            self._add(check, Status.OK, f"{ec2_type} is offered in {where}")
+            return
+        if not offered:
+            advice = f"{ec2_type} is not offered in {self.aws.region}: pick another --region"
+        elif by_id:
+            advice = (f"{ec2_type} is not offered in {where}: set availability_zone_id to one of "
+                      f"{', '.join(offered)}")
+        else:  # IDs are what to write into cdk.json
             ids = self._offered(ec2_type, "availability-zone-id")
-            self._add(
-                check,
-                Status.FAIL,
-                f"{ec2_type} is not offered in {zone}: use a subnet in {', '.join(zones)} "
-                f"(zone IDs {', '.join(ids)}: set availability_zone_id)",
-            )
-        else:
-            self._add(
-                check, Status.FAIL, f"{ec2_type} is not offered in {self.aws.region}: pick another --region"
-            )
-
-    def check_offering_by_id(self, instance_type: str, zone_id: str) -> None:
-        """Zone IDs name the same physical zone in every account, so this holds for any."""
-        ec2_type = instance_type.removeprefix("ml.")
-        ids = self._offered(ec2_type, "availability-zone-id")
-        check = f"{ec2_type} in {zone_id}"
-        if zone_id in ids:
-            self._add(check, Status.OK, f"{ec2_type} is offered in zone ID {zone_id}")
-        elif ids:
-            self._add(
-                check,
-                Status.FAIL,
-                f"{ec2_type} is not offered in zone ID {zone_id}: set availability_zone_id to one of "
-                f"{', '.join(ids)}",
-            )
-        else:
-            self._add(
-                check, Status.FAIL, f"{ec2_type} is not offered in {self.aws.region}: pick another --region"
-            )
+            advice = (f"{ec2_type} is not offered in {where}: use a subnet in {', '.join(offered)} "
+                      f"(zone IDs {', '.join(ids)}: set availability_zone_id)")
+        self._add(check, Status.FAIL, advice)
 
     def _quotas(self) -> dict[str, float]:
         """Quota values by name: the account's applied value where it has one, else the default
