@@ -29,11 +29,12 @@ test: lint
 check-neuron: setup
 	$(NEURON_CHECK_VENV)/bin/python -m pytest tests/neuron -p no:cacheprovider
 
-## tests that need no Slurm daemons, spread over the cores a file at a time (module fixtures built once);
-## the Slurm tests share one cluster, so they run in one process (`make test`)
+## tests that need no Slurm daemons, spread over the cores a file at a time (module fixtures built once),
+## files marked `heavy` first (tests/conftest.py); the Slurm tests share one cluster, so they run in one
+## process (`make test`)
 PYTEST_WORKERS ?= auto
 unit: setup
-	$(VENV)/bin/pytest -m "not slurm" -n $(PYTEST_WORKERS) --dist loadfile
+	$(VENV)/bin/pytest -m "not slurm" -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 ## the README's main command: the full pipeline on the local Slurm cluster
 demo: setup

@@ -31,3 +31,10 @@ def template(assembly_dir: Path) -> dict[str, Any]:
 
     data: dict[str, Any] = json.loads((assembly_dir / f"{STACK_NAME_DEFAULT}.template.json").read_text())
     return data
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files marked `heavy` run first. `make unit` hands whole files to its workers in collection order
+    (--dist loadfile --no-loadscope-reorder); a long file handed out last leaves one core idle while the
+    other finishes it, so the longest go first and the many short ones fill in behind them."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
