@@ -8,7 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from lifecycle_fakes import REPO
+from lifecycle_fakes import REPO, make_root
 
 README = (REPO / "README.md").read_text()
 
@@ -47,3 +47,30 @@ def test_the_dry_run_records_the_commands_instead_of_running_them(tmp_path: Path
     commands = [json.loads(line)["argv"] for line in (tmp_path / "worker/commands.jsonl").read_text().splitlines()]
     mount = [c for c in commands if c[:3] == ["mount", "-t", "lustre"]]
     assert mount and mount[0][-1] == str(tmp_path / "worker/root/fsx")
+
+
+def test_the_dry_run_starts_from_the_same_fresh_node_as_the_tests(tmp_path: Path):
+    """One description of a fresh node (provision.fresh_node): every path of the tests' node is on each
+    dry-run root (where the lifecycle moved it, if it did), of the same kind, with the same content
+    unless the lifecycle wrote it, and /fsx has the same owner and mode."""
+    assert dry_run(tmp_path / "dry").returncode == 0
+    fresh = make_root(tmp_path / "fresh")
+    for role in ("controller", "login", "worker"):
+        node = tmp_path / "dry" / role / "root"
+        log = [line.split() for line in (tmp_path / "dry" / role / "on_create.log").read_text().splitlines()]
+        wrote = {words[1] for words in log if words[:1] == ["wrote"]}
+        moved = {words[1]: words[3] for words in log if words[:1] == ["moved"] and len(words) == 4}
+        for path in sorted(fresh.rglob("*")):
+            rel = path.relative_to(fresh)
+            twin = node / moved.get(f"/{rel}", f"/{rel}").lstrip("/")
+            assert kind(twin) == kind(path), (role, rel)
+            if path.is_file() and not path.is_symlink() and f"/{rel}" not in wrote:
+                assert twin.read_bytes() == path.read_bytes(), (role, rel)
+        ours, theirs = (fresh / "fsx").stat(), (node / "fsx").stat()
+        assert (theirs.st_uid, theirs.st_mode) == (ours.st_uid, ours.st_mode), role
+
+
+def kind(path: Path) -> str:
+    if path.is_symlink():
+        return f"link to {os.readlink(path)}"
+    return "dir" if path.is_dir() else "file" if path.is_file() else "missing"

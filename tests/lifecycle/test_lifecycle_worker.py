@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from lifecycle_fakes import LIFECYCLE, LUSTRE, OLD_KEY, WORKER_IP, fresh_rules, recorder, rule, run_node
+from provision.fresh_node import BASHRC
 from provision.orchestrator import StepFailed
 
 
@@ -45,7 +46,7 @@ def test_fstab_gets_one_lustre_line_with_netdev(worker):
 def test_home_is_copied_to_fsx_and_the_user_pointed_at_it(worker):
     root, commands = worker
     assert ["usermod", "--home", "/fsx/ubuntu", "ubuntu"] in commands
-    assert (root / "fsx/ubuntu/.bashrc").read_text() == "# ubuntu's bashrc\n"
+    assert (root / "fsx/ubuntu/.bashrc").read_text() == BASHRC
     assert ["chown", "-R", "ubuntu:ubuntu", str(root / "fsx/ubuntu")] in commands
 
 
