@@ -27,6 +27,9 @@ defects, so each fact below is what a real node shows, with its source:
   units are in /etc/systemd/system (examples/*.service).
 - /etc/fstab holds only the root file system, and /proc/mounts shows only it.
 
+What the node's commands answer (nothing mounted, daemons stopped, home in /home) is the
+other half of the description, examples/fresh_node_answers.json, which both read too.
+
 Run as `python3 -m provision.fresh_node ROOT` (the dry run does) or call make_fresh_node.
 """
 
