@@ -23,8 +23,10 @@ defects, so each fact below is what a real node shows, with its source:
   aws-deep-learning-ami-gpubasesinglecuda-ul2204-2026-01-02.md); lifecycle/provision/neuron.py
   builds the Neuron venv on it.
 - Slurm is installed under /opt/slurm with HyperPod's slurm.conf (examples/slurm.conf) and
-  an empty accounting.conf that slurm.conf includes, and the image's slurmd and slurmctld
-  units are in /etc/systemd/system (examples/*.service).
+  an empty accounting.conf that slurm.conf includes and the lifecycle fills (AWS's lifecycle
+  writes its accounting settings to /opt/slurm/etc/accounting.conf: base-config/
+  setup_mariadb_accounting.sh), and the image's slurmd and slurmctld units are in
+  /etc/systemd/system (examples/*.service, the AMI's units in shape).
 - /etc/fstab holds only the root file system, and /proc/mounts shows only it.
 
 What the node's commands answer (nothing mounted, daemons stopped, home in /home) is the
