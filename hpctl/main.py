@@ -249,7 +249,7 @@ def validate_command(
     """Pre-flight checks before `cdk deploy`; exit 1 on any failure.
 
     Reads the plan from cdk.json (region, zone, instance types and counts; options
-    override it) and checks: the worker type is offered in the zone, SageMaker's
+    override it) and checks: each worker group's type is offered in the zone, SageMaker's
     "<type> for cluster usage" quotas cover every node, and, for existing resources
     given by id, the subnet is private, the security group allows all traffic to and
     from itself, and FSx is in the cluster's zone. Each failure says what to change.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,30 +44,49 @@ def summary(results: list[Finding]) -> str:
 
 
 @dataclass(frozen=True)
+class NodeGroup:
+    """Nodes of one instance type the cluster asks for: a worker group, the controller or the login nodes."""
+
+    name: str
+    instance_type: str
+    count: int
+
+
+@dataclass(frozen=True)
 class Plan:
     """What the cluster will need, and which existing resources (by id) to check."""
 
     region: str
     availability_zone: str
-    worker_instance_type: str
-    worker_count: int
-    controller_instance_type: str
-    login_instance_type: str | None = None
-    login_count: int = 0
+    workers: tuple[NodeGroup, ...]
+    controller: NodeGroup
+    login: NodeGroup | None = None
     subnet_id: str | None = None
     security_group_id: str | None = None
     fsx_id: str | None = None
     zone_from_option: bool = False  # --az given: a subnet elsewhere is then a conflict
     availability_zone_id: str | None = None  # set: the stack places its subnets by this ID
+    named_groups: bool = False  # the workers come from worker_groups: findings name the groups
+
+    @property
+    def node_groups(self) -> tuple[NodeGroup, ...]:
+        """Every group of nodes, controller and login nodes included (quotas count every node)."""
+        return (*self.workers, self.controller, *((self.login,) if self.login else ()))
 
     @property
     def instance_demand(self) -> Counter[str]:
-        """Instances per type, controller and login nodes included (quotas count every node)."""
-        demand = Counter({self.worker_instance_type: self.worker_count})
-        demand[self.controller_instance_type] += 1
-        if self.login_instance_type:
-            demand[self.login_instance_type] += self.login_count
+        """Instances per type, summed over every group of that type."""
+        demand: Counter[str] = Counter()
+        for group in self.node_groups:
+            demand[group.instance_type] += group.count
         return demand
+
+    def worker_types(self) -> dict[str, list[str]]:
+        """Each worker instance type (in the order the groups name them) and the groups of that type."""
+        types: dict[str, list[str]] = {}
+        for group in self.workers:
+            types.setdefault(group.instance_type, []).append(group.name)
+        return types
 
 
 def plan_from_context(
@@ -79,27 +98,35 @@ def plan_from_context(
     fsx_id: str | None = None,
 ) -> Plan:
     """The plan `cdk deploy` would build: cdk.json's context with the command line's overrides
-    (same keys), checked by infra's own ClusterConfig so both agree on every value."""
-    from infra.config import ClusterConfig, ConfigError
+    (same keys), checked by infra's own ClusterConfig so both agree on every value, the worker
+    groups included (ClusterConfig.workers: `worker_groups`, or the one default group)."""
+    from infra.config import CONTROLLER_GROUP, LOGIN_GROUP, ClusterConfig, ConfigError
 
     given = {key: value for key, value in overrides.items() if value is not None}
     try:
         config = ClusterConfig.from_mapping({**context, **given})
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+    single = [key for key in ("worker_instance_type", "worker_count") if key in given]
+    if config.worker_groups and single:  # they would be silently ignored: the groups replace that group
+        verb = "are" if len(single) > 1 else "is"
+        raise UsageError(
+            f"{' and '.join(single)} {verb} given on the command line, but the context sets worker_groups, "
+            "which replaces the one default worker group: change the groups in cdk.json, or pass --no-context"
+        )
+    login = config.login_instance_type
     return Plan(
         region=config.region,
         availability_zone=config.availability_zone,
-        worker_instance_type=config.worker_instance_type,
-        worker_count=config.worker_count,
-        controller_instance_type=config.controller_instance_type,
-        login_instance_type=config.login_instance_type,
-        login_count=config.login_count,
+        workers=tuple(NodeGroup(g.name, g.instance_type, g.count) for g in config.workers),
+        controller=NodeGroup(CONTROLLER_GROUP, config.controller_instance_type, 1),
+        login=NodeGroup(LOGIN_GROUP, login, config.login_count) if login else None,
         subnet_id=subnet_id,
         security_group_id=security_group_id,
         fsx_id=fsx_id,
         zone_from_option="availability_zone" in given,
         availability_zone_id=config.availability_zone_id,
+        named_groups=bool(config.worker_groups),
     )
 
 
@@ -131,10 +158,11 @@ class Validator:
                 f"pass --region {self.plan.region}"
             )
         zone = self._zone()
-        if self.plan.availability_zone_id and not self.plan.subnet_id and not self.plan.zone_from_option:
-            self.check_offering(self.plan.worker_instance_type, self.plan.availability_zone_id, by_id=True)
-        else:
-            self.check_offering(self.plan.worker_instance_type, zone)
+        zone_id = self.plan.availability_zone_id
+        by_id = zone_id is not None and not self.plan.subnet_id and not self.plan.zone_from_option
+        for instance_type, groups in self.plan.worker_types().items():
+            named = groups if self.plan.named_groups else ()
+            self.check_offering(instance_type, zone_id if by_id and zone_id else zone, by_id=by_id, groups=named)
         self.check_quotas()
         if self.plan.subnet_id:
             self.check_subnet_private(self.plan.subnet_id)
@@ -178,24 +206,30 @@ class Validator:
             )
             return sorted({o["Location"] for page in pages for o in page["InstanceTypeOfferings"]})
 
-    def check_offering(self, instance_type: str, location: str, *, by_id: bool = False) -> None:
+    def check_offering(
+        self, instance_type: str, location: str, *, by_id: bool = False, groups: Sequence[str] = ()
+    ) -> None:
         """`location` is a zone name, or with `by_id` a zone ID: IDs name the same physical zone in every
-        account, names are shuffled per account."""
+        account, names are shuffled per account. `groups`, the worker groups of this type, are named
+        in the finding (cdk.json's worker_groups; the one default group goes unnamed)."""
         ec2_type = instance_type.removeprefix("ml.")
         offered = self._offered(ec2_type, "availability-zone-id" if by_id else "availability-zone")
         check = f"{ec2_type} in {location}"
         where = f"zone ID {location}" if by_id else location
+        subject = ec2_type
+        if groups:
+            subject += f" (worker group{'s' if len(groups) > 1 else ''} {', '.join(groups)})"
         if location in offered:
-            self._add(check, Status.OK, f"{ec2_type} is offered in {where}")
+            self._add(check, Status.OK, f"{subject} is offered in {where}")
             return
         if not offered:
-            advice = f"{ec2_type} is not offered in {self.aws.region}: pick another --region"
+            advice = f"{subject} is not offered in {self.aws.region}: pick another --region"
         elif by_id:
-            advice = (f"{ec2_type} is not offered in {where}: set availability_zone_id to one of "
+            advice = (f"{subject} is not offered in {where}: set availability_zone_id to one of "
                       f"{', '.join(offered)}")
         else:  # IDs are what to write into cdk.json
             ids = self._offered(ec2_type, "availability-zone-id")
-            advice = (f"{ec2_type} is not offered in {where}: use a subnet in {', '.join(offered)} "
+            advice = (f"{subject} is not offered in {where}: use a subnet in {', '.join(offered)} "
                       f"(zone IDs {', '.join(ids)}: set availability_zone_id)")
         self._add(check, Status.FAIL, advice)
 
@@ -220,21 +254,22 @@ class Validator:
         for instance_type, wanted in sorted(demand.items()):
             name = f"{instance_type} for cluster usage"
             have = quotas.get(name)
+            needs = f"{wanted}{self._breakdown(instance_type)}"
             if have is None:
                 self._add(
                     f"quota {instance_type}",
                     Status.FAIL,
-                    f"no '{name}' quota in {self.aws.region}: request {wanted} in the Service Quotas console (SageMaker)",
+                    f"no '{name}' quota in {self.aws.region}: request {needs} in the Service Quotas console (SageMaker)",
                 )
             elif have < wanted:
                 self._add(
                     f"quota {instance_type}",
                     Status.FAIL,
-                    f"'{name}' is {have:g}, the cluster needs {wanted}: request an increase to {wanted} (Service Quotas, SageMaker)",
+                    f"'{name}' is {have:g}, the cluster needs {needs}: request an increase to {wanted} (Service Quotas, SageMaker)",
                 )
             else:
                 self._add(
-                    f"quota {instance_type}", Status.OK, f"'{name}' is {have:g}, the cluster needs {wanted}"
+                    f"quota {instance_type}", Status.OK, f"'{name}' is {have:g}, the cluster needs {needs}"
                 )
         total = quotas.get(TOTAL_INSTANCES_QUOTA)
         needed = sum(demand.values())
@@ -244,6 +279,13 @@ class Validator:
                 Status.FAIL,
                 f"'{TOTAL_INSTANCES_QUOTA}' is {total:g}, the cluster needs {needed}: request an increase",
             )
+
+    def _breakdown(self, instance_type: str) -> str:
+        """` (trn1-a 2 + trn1-b 3)` where several groups share the type's quota, else nothing."""
+        groups = [g for g in self.plan.node_groups if g.instance_type == instance_type]
+        if len(groups) < 2:
+            return ""
+        return f" ({' + '.join(f'{g.name} {g.count}' for g in groups)})"
 
     def check_subnet_private(self, subnet_id: str) -> None:
         subnet = self._subnet(subnet_id)

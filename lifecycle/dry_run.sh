@@ -33,19 +33,11 @@ print(ips[0])
 PY
 }
 
-# fresh_node ROOT: what the image leaves on a node before the lifecycle scripts run
+# fresh_node ROOT: what the image leaves on a node before the lifecycle scripts run; the one
+# description of it (each fact with its source) is lifecycle/provision/fresh_node.py, which the
+# lifecycle tests build their nodes with too
 fresh_node() {
-    local root=$1
-    mkdir -p "$root"/{etc/systemd/system,proc,dev,opt/slurm/etc,home/ubuntu/.ssh,usr/bin}
-    # the HyperPod Ubuntu 22.04 image: python3 is 3.10, which optimum-neuron 0.4.5 supports
-    : >"$root/usr/bin/python3.10"
-    ln -s python3.10 "$root/usr/bin/python3"
-    echo "LABEL=cloudimg-rootfs / ext4 defaults,discard 0 1" >"$root/etc/fstab"
-    echo "/dev/root / ext4 rw,relatime 0 0" >"$root/proc/mounts"
-    echo "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDryRunKeyOfTheOperator operator@laptop" >"$root/home/ubuntu/.ssh/authorized_keys"
-    cp "${DRY_RUN_EXAMPLES}/slurm.conf" "$root/opt/slurm/etc/slurm.conf"
-    : >"$root/opt/slurm/etc/accounting.conf"
-    cp "${DRY_RUN_EXAMPLES}/slurmd.service" "${DRY_RUN_EXAMPLES}/slurmctld.service" "$root/etc/systemd/system/"
+    PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m provision.fresh_node "$1" --examples "$DRY_RUN_EXAMPLES"
 }
 
 roles=("$@")

@@ -245,3 +245,66 @@ def test_the_projects_own_cdk_json_passes_with_enough_quota(with_quotas: QuotaSt
     result = with_quotas(ENOUGH)("validate", "--context-file", str(cdk_json))
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[-1] == "3 passed, 0 failed"
+
+
+TRN1_AND_TRN1N = [
+    {"name": "trn1-a", "instance_type": "ml.trn1.32xlarge", "count": 2},
+    {"name": "trn1n-a", "instance_type": "ml.trn1n.32xlarge", "count": 1},
+]
+WITH_TRN1N = {**ENOUGH, "ml.trn1n.32xlarge for cluster usage": 1}
+
+
+def test_each_worker_groups_type_is_checked_and_the_group_not_offered_is_named(
+    tmp_path: Path, with_quotas: QuotaStub
+) -> None:
+    """moto's offerings: trn1.32xlarge in us-west-2b and us-west-2d, trn1n.32xlarge in us-west-2d only."""
+    context = _context_file(tmp_path, availability_zone="us-west-2b", worker_groups=TRN1_AND_TRN1N)
+    result = with_quotas(WITH_TRN1N)("validate", "--context-file", context)
+    assert result.exit_code == 1
+    assert _line(result.output, "trn1.32xlarge in") == (
+        "✓ trn1.32xlarge in us-west-2b trn1.32xlarge (worker group trn1-a) is offered in us-west-2b"
+    )
+    assert _line(result.output, "not offered") == (
+        "✗ trn1n.32xlarge in us-west-2b trn1n.32xlarge (worker group trn1n-a) is not offered in us-west-2b: "
+        "use a subnet in us-west-2d (zone IDs usw2-az4: set availability_zone_id)"
+    )
+
+
+def test_each_worker_groups_type_is_checked_by_zone_id(tmp_path: Path, with_quotas: QuotaStub) -> None:
+    context = _context_file(tmp_path, availability_zone_id="usw2-az1", worker_groups=TRN1_AND_TRN1N)
+    result = with_quotas(WITH_TRN1N)("validate", "--context-file", context)
+    assert result.exit_code == 1
+    assert "✓ trn1.32xlarge in usw2-az1" in _line(result.output, "trn1.32xlarge in")
+    assert _line(result.output, "not offered") == (
+        "✗ trn1n.32xlarge in usw2-az1 trn1n.32xlarge (worker group trn1n-a) is not offered in zone ID usw2-az1: "
+        "set availability_zone_id to one of usw2-az4"
+    )
+
+
+def test_groups_of_one_type_are_summed_against_its_quota(tmp_path: Path, with_quotas: QuotaStub) -> None:
+    groups = [
+        {"name": "trn1-a", "instance_type": "ml.trn1.32xlarge", "count": 2},
+        {"name": "trn1-b", "instance_type": "ml.trn1.32xlarge", "count": 3},
+    ]
+    context = _context_file(tmp_path, availability_zone="us-west-2d", worker_groups=groups)
+    result = with_quotas(ENOUGH)("validate", "--context-file", context)  # 4 trn1.32xlarge allowed
+    assert result.exit_code == 1
+    assert _line(result.output, "quota ml.trn1") == (
+        "✗ quota ml.trn1.32xlarge 'ml.trn1.32xlarge for cluster usage' is 4, the cluster needs 5 "
+        "(trn1-a 2 + trn1-b 3): request an increase to 5 (Service Quotas, SageMaker)"
+    )
+    assert _line(result.output, "trn1.32xlarge in") == (  # one offering check for the type, naming both groups
+        "✓ trn1.32xlarge in us-west-2d trn1.32xlarge (worker groups trn1-a, trn1-b) is offered in us-west-2d"
+    )
+
+
+def test_the_default_groups_options_are_refused_when_the_context_has_worker_groups(
+    tmp_path: Path, with_quotas: QuotaStub
+) -> None:
+    context = _context_file(tmp_path, worker_groups=TRN1_AND_TRN1N)
+    result = with_quotas(WITH_TRN1N)("validate", "--context-file", context, "--workers", "4")
+    assert result.exit_code == 2  # --workers would be silently ignored: the groups replace the default group
+    assert result.output.splitlines() == [
+        "error: worker_count is given on the command line, but the context sets worker_groups, which replaces the "
+        "one default worker group: change the groups in cdk.json, or pass --no-context"
+    ]

@@ -11,8 +11,6 @@ the AMI, or already provisioned (what the first run's commands leave behind).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ sys.path.insert(0, str(LIFECYCLE))
 
 from provision.config import load_params, load_resource_config  # noqa: E402
 from provision.context import Context, Settings  # noqa: E402
+from provision.fresh_node import AUTHORIZED_KEY, make_fresh_node  # noqa: E402
 from provision.host import Host  # noqa: E402
 from provision.node import resolve_node  # noqa: E402
 from provision.orchestrator import provision  # noqa: E402
@@ -40,7 +39,7 @@ FSX_IP = "10.1.0.45"  # the file system's address, what its DNS name resolves to
 LUSTRE = f"{FSX_DNS}@tcp:/abcdefgh"  # what the lifecycle mounts (and writes to fstab)
 # What the kernel shows in /proc/mounts once mounted: the MGS's NID, an IP, not the DNS name.
 LUSTRE_MOUNTED = f"{FSX_IP}@tcp:/abcdefgh"
-OLD_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHyperPodProvidedKeyForTheDefaultUser operator@laptop"
+OLD_KEY = AUTHORIZED_KEY  # on the fresh node before the lifecycle runs; it must survive the home move
 
 # Commands that only look: the second run of a provisioned node may issue these and nothing else.
 PROBES = {"mountpoint", "getent", "dpkg-query", "scontrol"}
@@ -76,30 +75,8 @@ def recorder(rules: list[dict[str, Any]]) -> RecordingRunner:
 
 
 def make_root(path: Path) -> Path:
-    """A node as HyperPod hands it to the lifecycle scripts."""
-    (path / "etc").mkdir(parents=True)
-    (path / "etc/fstab").write_text("LABEL=cloudimg-rootfs / ext4 defaults,discard 0 1\n")
-    (path / "proc").mkdir()
-    (path / "proc/mounts").write_text("/dev/root / ext4 rw,relatime 0 0\n")
-    ssh = path / "home/ubuntu/.ssh"
-    ssh.mkdir(parents=True)
-    (ssh / "authorized_keys").write_text(OLD_KEY + "\n")
-    (path / "home/ubuntu/.bashrc").write_text("# ubuntu's bashrc\n")
-    (path / "opt/slurm/etc").mkdir(parents=True)
-    shutil.copy(FIXTURES / "slurm.conf", path / "opt/slurm/etc/slurm.conf")
-    (path / "opt/slurm/etc/accounting.conf").write_text("")
-    (path / "etc/systemd/system").mkdir(parents=True)
-    shutil.copy(FIXTURES / "slurmd.service", path / "etc/systemd/system/slurmd.service")
-    shutil.copy(FIXTURES / "slurmctld.service", path / "etc/systemd/system/slurmctld.service")
-    (path / "dev").mkdir()
-    # FSx is mounted root-owned 0755 on HyperPod: the default user can create nothing at its top.
-    (path / "fsx").mkdir(mode=0o755)
-    os.chown(path / "fsx", 0, 0)
-    # the HyperPod Ubuntu 22.04 image: python3 is 3.10, which optimum-neuron 0.4.5 supports
-    (path / "usr/bin").mkdir(parents=True)
-    (path / "usr/bin/python3.10").touch()
-    (path / "usr/bin/python3").symlink_to("python3.10")
-    return path
+    """A node as HyperPod hands it to the lifecycle scripts: the dry run's node, from the one description."""
+    return make_fresh_node(path, FIXTURES)
 
 
 def mark_mounted(root: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from lifecycle_fakes import LIFECYCLE, LUSTRE, OLD_KEY, WORKER_IP, fresh_rules, recorder, rule, run_node
+from provision.fresh_node import BASHRC, FSTAB
 from provision.orchestrator import StepFailed
 
 
@@ -36,8 +37,8 @@ def test_loads_lustre_modules_then_mounts_fsx_with_flock(worker):
 def test_fstab_gets_one_lustre_line_with_netdev(worker):
     root, _ = worker
     fstab = (root / "etc/fstab").read_text().splitlines()
-    assert fstab == [
-        "LABEL=cloudimg-rootfs / ext4 defaults,discard 0 1",
+    assert fstab == [  # the image's own lines kept
+        *FSTAB.splitlines(),
         f"{LUSTRE} /fsx lustre defaults,noatime,flock,_netdev 0 0",
     ]
 
@@ -45,7 +46,7 @@ def test_fstab_gets_one_lustre_line_with_netdev(worker):
 def test_home_is_copied_to_fsx_and_the_user_pointed_at_it(worker):
     root, commands = worker
     assert ["usermod", "--home", "/fsx/ubuntu", "ubuntu"] in commands
-    assert (root / "fsx/ubuntu/.bashrc").read_text() == "# ubuntu's bashrc\n"
+    assert (root / "fsx/ubuntu/.bashrc").read_text() == BASHRC
     assert ["chown", "-R", "ubuntu:ubuntu", str(root / "fsx/ubuntu")] in commands
 
 
