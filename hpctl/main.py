@@ -200,6 +200,8 @@ def ssh_command(
     if print_config and str(ssh_config) != "-":
         ssh.config_file(ssh_config)
     rt = _runtime(ctx)
+    if not print_config:
+        ssh.require_tools(rt.which)  # this laptop's tools too: a missing plugin must not wait on AWS
     ref = hp.resolve(rt.aws, stack=stack, cluster=cluster)
     aws = rt.aws()
     found = hp.describe(aws, ref)
@@ -219,7 +221,6 @@ def ssh_command(
             out.print(f"wrote Host {host} to {path}; connect with: ssh {host}", markup=False)
         out.print(block, markup=False, end="")
         return
-    ssh.require_tools(rt.which)
     chosen_document = document or ref.run_as_document
     if check:
         ssh.check_reachable(aws, target, chosen_document)
