@@ -4,8 +4,9 @@ Every command talks to AWS through an `Aws` object so tests can hand in a sessio
 bound to moto, or a client wrapped in a botocore Stubber, without patching.
 
 boto3 and botocore are imported when a command first connects, never at import time:
-importing them was two thirds of hpctl's start-up (0.19 s of 0.28 s for --help), and a mistake in a command's own
-input must be answered without it (tests/hpctl/test_hpctl_bad_inputs.py checks).
+with rich, they were two thirds of hpctl's start-up (0.19 s of 0.28 s for --help), and
+a mistake in a command's own input must be answered without them
+(tests/hpctl/test_hpctl_bad_inputs.py checks).
 """
 
 from __future__ import annotations
