@@ -19,7 +19,9 @@ from infra.provisioning import CONTROLLER_GROUP
 DEFAULT_CONTROLLER_GROUP = CONTROLLER_GROUP
 
 # The stack app.py deploys; infra.config and infra.provisioning import no CDK, so laptops need none.
-DEFAULT_STACK = ClusterConfig().stack_name
+# The field's default, not ClusterConfig(): building one checks instance types against botocore's
+# SageMaker model, which costs a quarter of a second at every start.
+DEFAULT_STACK = ClusterConfig.stack_name
 
 # Statuses after which a cluster will not change by waiting.
 STEADY_STATUSES = frozenset({"InService", "Failed", "Deleting"})
@@ -128,15 +130,16 @@ def stack_outputs(aws: Aws, stack_name: str) -> StackOutputs:
     return StackOutputs.from_outputs(stack_name, outputs)
 
 
-def resolve(aws: Aws, *, stack: str | None, cluster: str | None) -> ClusterRef:
-    """The cluster a command is about: `--cluster` if given, else the stack's outputs."""
+def resolve(connect: Callable[[], Aws], *, stack: str | None, cluster: str | None) -> ClusterRef:
+    """The cluster a command is about: `--cluster` if given, else the stack's outputs (the only case
+    that connects to AWS)."""
     if cluster:
         if cluster.startswith("arn:"):
             cluster_id_from_arn(cluster)  # a malformed ARN is the user's typo: say so before any AWS call
         return ClusterRef(name_or_arn=cluster)
     if not stack:
         raise UsageError("name the cluster: --stack STACK or --cluster NAME_OR_ARN")
-    return ClusterRef.from_stack(stack_outputs(aws, stack))
+    return ClusterRef.from_stack(stack_outputs(connect(), stack))
 
 
 def describe(aws: Aws, ref: ClusterRef) -> Cluster:

@@ -31,7 +31,8 @@ from training.pricing import (
 
 __all__ = [
     "PRICES", "PRICES_AS_OF", "PRICE_SOURCE", "REFERENCE_SAMPLES_PER_SECOND", "SACCT_FORMAT", "JobsCost", "Price",
-    "Rate", "SlurmJob", "jobs_cost", "parse_sacct", "price_per_hour", "rate", "read_sacct", "training_hours",
+    "Rate", "SlurmJob", "check_listed", "jobs_cost", "parse_sacct", "price_per_hour", "rate", "read_sacct",
+    "training_hours",
 ]
 
 _P = ParamSpec("_P")
@@ -49,6 +50,7 @@ def _as_usage_error(func: Callable[_P, _T]) -> Callable[_P, _T]:
     return wrapper
 
 
+check_listed = _as_usage_error(pricing.check_listed)
 price_per_hour = _as_usage_error(pricing.price_per_hour)
 rate = _as_usage_error(pricing.rate)
 parse_sacct = _as_usage_error(pricing.parse_sacct)

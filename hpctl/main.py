@@ -1,19 +1,21 @@
 """hpctl: drive the HyperPod Trainium cluster from a laptop (ssh, status, validate, upload, cost)."""
 
+# Start-up stays cheap: nothing here imports boto3/botocore (hpctl.aws connects on first use) or rich
+# (hpctl.render, imported by the commands that draw), so --help and a mistake in the input, found
+# before any AWS call, cost a bare interpreter and typer.
 from __future__ import annotations
 
 import math
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
-import botocore.exceptions as bce
 import typer
 from typer._click import exceptions as click_errors  # typer >= 0.26 vendors click: its UsageError is this one
 
 from hpctl import cluster as hp
 from hpctl import cost as pricing
-from hpctl import render, ssh, upload, validate
-from hpctl.aws import REGION_ENV, HpctlError, UsageError, explain
+from hpctl import ssh, upload, validate
+from hpctl.aws import REGION_ENV, HpctlError, UsageError, explain, is_aws_error
 from hpctl.report import report_command
 from hpctl.runtime import Runtime
 from training.errors import os_error_advice
@@ -49,10 +51,10 @@ class _Group(typer.core.TyperGroup):
             _fail(str(exc), 2)
         except HpctlError as exc:
             _fail(str(exc), 1)
-        except (bce.BotoCoreError, bce.ClientError) as exc:
-            _fail(explain(exc), 1)
-        except OSError as exc:
-            advice = os_error_advice(exc)
+        except Exception as exc:
+            if is_aws_error(exc):
+                _fail(explain(exc), 1)
+            advice = os_error_advice(exc) if isinstance(exc, OSError) else None
             if advice is None:
                 raise
             _fail(advice, 2)
@@ -134,8 +136,10 @@ def status(
     """
     _finite(timeout=timeout, interval=interval)
     rt = _runtime(ctx)
+    ref = hp.resolve(rt.aws, stack=stack, cluster=cluster)
     aws = rt.aws()
-    ref = hp.resolve(aws, stack=stack, cluster=cluster)
+    from hpctl import render
+
     out = render.console()
     if wait:
         with render.wait_progress(out) as show:
@@ -196,13 +200,17 @@ def ssh_command(
     if print_config and str(ssh_config) != "-":
         ssh.config_file(ssh_config)
     rt = _runtime(ctx)
+    if not print_config:
+        ssh.require_tools(rt.which)  # this laptop's tools too: a missing plugin must not wait on AWS
+    ref = hp.resolve(rt.aws, stack=stack, cluster=cluster)
     aws = rt.aws()
-    ref = hp.resolve(aws, stack=stack, cluster=cluster)
     found = hp.describe(aws, ref)
     wanted_group = group or (None if instance else ref.controller_group)
     node = hp.pick_node(hp.list_nodes(aws, ref, wanted_group), group=wanted_group, instance_id=instance)
     target = ssh.SsmTarget(found.cluster_id, node.group, node.instance_id)
     scope = ssh.AwsCliScope(aws.region, aws.profile)
+    from hpctl import render
+
     out = render.console()
     if print_config:
         host = alias or found.name
@@ -213,7 +221,6 @@ def ssh_command(
             out.print(f"wrote Host {host} to {path}; connect with: ssh {host}", markup=False)
         out.print(block, markup=False, end="")
         return
-    ssh.require_tools(rt.which)
     chosen_document = document or ref.run_as_document
     if check:
         ssh.check_reachable(aws, target, chosen_document)
@@ -273,6 +280,8 @@ def validate_command(
     )
     rt.region = plan.region  # check where the stack will deploy, not the shell's default region
     results = validate.Validator(rt.aws(), plan).run()
+    from hpctl import render
+
     out = render.console()
     render.findings(out, results)
     counts = validate.summary(results)
@@ -309,6 +318,8 @@ def upload_command(
         bucket = hp.stack_outputs(aws, stack).bucket_name
         if not bucket:
             raise HpctlError(f"stack {stack} has no BucketName output: pass --bucket")
+    from hpctl import render
+
     out = render.console()
     with render.byte_progress(out, f"{len(plan.files)} file(s)", plan.size) as advance:
         upload.upload(aws, bucket, plan, advance)
@@ -358,9 +369,13 @@ def cost_command(
     if sum(x is not None for x in (hours, samples, sacct)) != 1:
         raise UsageError("give exactly one of --hours, --samples or --sacct")
     jobs = pricing.read_sacct(sacct) if sacct is not None else None  # the input first, then the price
+    if price_per_hour is None:
+        pricing.check_listed(instance_type)  # no region can price a type the table lacks: ask none
     rt = _runtime(ctx)
     region = None if price_per_hour is not None else rt.region or rt.aws().region_or_none
     rate = pricing.rate(instance_type, region, price_per_hour)
+    from hpctl import render
+
     out = render.console()
     if jobs is not None:
         render.sacct_cost(out, jobs, rate)

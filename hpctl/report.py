@@ -1,8 +1,9 @@
 """Run reports from the bucket to the laptop.
 
-The chain's report job writes each run's report into /fsx/s3/reports/<run>/ on the
-cluster; the stack's FSx data repository association exports /fsx/s3 to
-s3://<bucket>/data/, so the report lands at s3://<bucket>/data/reports/<run>/.
+The chain's report job writes each run's report into its run directory,
+/fsx/s3/runs/<run>/report/ on the cluster; the stack's FSx data repository
+association exports /fsx/s3 to s3://<bucket>/data/, so the report lands at
+s3://<bucket>/data/runs/<run>/report/.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -19,38 +20,57 @@ from hpctl import cluster as hp
 from hpctl.aws import Aws, HpctlError, UsageError, aws_errors
 from hpctl.runtime import Runtime
 from hpctl.upload import LINKED_FSX_PATH, LINKED_PREFIX
-from training.report import HTML_FILE
+from training.report import HTML_FILE, REPORT_DIR, RUNS_DIR
 
-REPORTS_PREFIX = LINKED_PREFIX + "reports/"
-REPORTS_FSX_PATH = LINKED_FSX_PATH / "reports"  # jobs/lib/common.sh: REPORT_EXPORT_DIR=$FSX_ROOT/s3/reports/$RUN_NAME
+RUNS_PREFIX = f"{LINKED_PREFIX}{RUNS_DIR}/"
+RUNS_FSX_PATH = LINKED_FSX_PATH / RUNS_DIR  # jobs/lib/common.sh: RUN_DIR=$FSX_ROOT/s3/runs/$RUN_NAME
+
+
+def report_prefix(run: str) -> str:
+    """data/runs/<run>/report/: the run's report as FSx exports it."""
+    return f"{RUNS_PREFIX}{run}/{REPORT_DIR}/"
 
 
 @dataclass(frozen=True)
 class RemoteReport:
     run: str
-    prefix: str  # data/reports/<run>/
+    prefix: str  # data/runs/<run>/report/
     modified: datetime
 
 
+def _report_of(s3: Any, bucket: str, run: str) -> RemoteReport | None:
+    """The run's report when its page is in the bucket (the job writes the page last)."""
+    prefix = report_prefix(run)
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix + HTML_FILE)
+    for item in listed.get("Contents", []):
+        if item["Key"] == prefix + HTML_FILE:
+            return RemoteReport(run, prefix, item["LastModified"])
+    return None
+
+
+def _runs(s3: Any, bucket: str) -> list[str]:
+    """The run names under data/runs/, one listing level deep (not every checkpoint file)."""
+    names = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=RUNS_PREFIX, Delimiter="/"):
+        names += [PurePosixPath(p["Prefix"]).name for p in page.get("CommonPrefixes", [])]
+    return names
+
+
 def find_report(aws: Aws, bucket: str, run: str | None = None) -> RemoteReport:
-    """The run's report, or the most recently written one when no run is named."""
+    """The run's report, or the most recently written one of all runs when no run is named."""
     s3 = aws.client("s3")
-    found: list[RemoteReport] = []
     with aws_errors():
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=REPORTS_PREFIX):
-            for item in page.get("Contents", []):
-                key = PurePosixPath(item["Key"])
-                if key.name == HTML_FILE and key.parent.parent == PurePosixPath(REPORTS_PREFIX):
-                    found.append(RemoteReport(key.parent.name, f"{key.parent}/", item["LastModified"]))
-    if run is not None:
-        found = [r for r in found if r.run == run]
-        if not found:
-            raise HpctlError(f"no report for run {run!r} under s3://{bucket}/{REPORTS_PREFIX}: "
-                             "check --run (RUN_NAME of the chain), or wait for FSx to export it")
-    if not found:
-        raise HpctlError(f"no report under s3://{bucket}/{REPORTS_PREFIX}: run the chain's report step "
-                         f"(jobs/submit), which writes {REPORTS_FSX_PATH}/<run>/")
-    return max(found, key=lambda r: r.modified)
+        if run is not None:
+            found = _report_of(s3, bucket, run)
+            if found is None:
+                raise HpctlError(f"no report for run {run!r} at s3://{bucket}/{report_prefix(run)}: "
+                                 "check --run (RUN_NAME of the chain), or wait for FSx to export it")
+            return found
+        reports = [r for r in (_report_of(s3, bucket, name) for name in _runs(s3, bucket)) if r is not None]
+    if not reports:
+        raise HpctlError(f"no report under s3://{bucket}/{report_prefix('*')}: run the chain's report step "
+                         f"(jobs/submit), which writes {RUNS_FSX_PATH}/<run>/{REPORT_DIR}/")
+    return max(reports, key=lambda r: r.modified)
 
 
 def download(aws: Aws, bucket: str, report: RemoteReport, dest: Path) -> Path:
@@ -86,8 +106,8 @@ def report_command(
 ) -> None:
     """Fetch a run report (the latest by default) from the bucket.
 
-    The report job writes it to /fsx/s3/reports/<run>/, exported to
-    s3://<bucket>/data/reports/<run>/: one self-contained report.html, report.md and its images.
+    The report job writes it into the run, /fsx/s3/runs/<run>/report/, exported to
+    s3://<bucket>/data/runs/<run>/report/: one self-contained report.html, report.md and its images.
 
     \b
     hpctl report --open                 # the latest report, opened in the browser

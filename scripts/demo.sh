@@ -43,6 +43,9 @@ import stat
 import sys
 from pathlib import Path
 
+from hpctl.report import report_prefix
+from training.report import HTML_FILE, REPORT_DIR
+
 run = Path(sys.argv[1])
 summary = json.loads((run / "train" / "summary.json").read_text())
 losses = [json.loads(line) for line in (run / "train" / "metrics.jsonl").read_text().splitlines() if line.strip()]
@@ -75,7 +78,8 @@ base, merged = (evaluation["models"][m]["perplexity"] for m in ("base", "merged"
 print(f"held-out perplexity:  base {base:,.2f} -> merged {merged:,.2f} "
       f"({evaluation['heldout']['examples_scored']} held-out examples, {evaluation['device']}, "
       f"{evaluation['seconds']:.1f} s)")
-print(f"report:               {run / 'report' / 'report.html'}")
+print(f"report:               {run / REPORT_DIR / HTML_FILE}")
+print(f"on HyperPod:          s3://<BucketName>/{report_prefix(run.name)} (FSx exports the run; hpctl report)")
 # a random tiny Llama is near uniform over its ~500 tokens; the trained one must be far better
 if not merged * 10 < base:
     sys.exit(f"the merged model's held-out perplexity {merged:.2f} is not far below the base's {base:.2f}")

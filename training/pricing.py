@@ -46,6 +46,15 @@ PRICES: tuple[Price, ...] = tuple(
 REFERENCE_SAMPLES_PER_SECOND = {"lora": 3.55, "full": 2.08}
 
 
+def check_listed(instance_type: str) -> None:
+    """The table prices the type somewhere: otherwise no region can, and there is no region to look up."""
+    if not any(p.instance_type == instance_type for p in PRICES):
+        known = sorted({p.instance_type for p in PRICES})
+        raise PricingError(
+            f"no price for {instance_type} in the table: pass --price-per-hour (known: {', '.join(known)})"
+        )
+
+
 def price_per_hour(instance_type: str, region: str) -> float:
     for price in PRICES:
         if price.instance_type == instance_type and price.region == region:
@@ -69,6 +78,7 @@ def rate(instance_type: str, region: str | None, override: float | None = None) 
         if override <= 0:
             raise PricingError(f"--price-per-hour must be positive, got {override:g}")
         return Rate(instance_type, override, f"{instance_type} at ${override:,.2f}/h (your rate)")
+    check_listed(instance_type)
     if region is None:  # no region needed when the table has one price for the type everywhere it lists it
         listed = {p.region: p.usd_per_hour for p in PRICES if p.instance_type == instance_type}
         if len(set(listed.values())) != 1:

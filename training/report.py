@@ -1,7 +1,7 @@
 """The run report: did fine-tuning help, how did the run go, what did it cost, on one page.
 
 Example (after the evaluate step, on the head node or anywhere the run directory is):
-    python -m training.report --run_dir /fsx/s3/runs/llama3-8b-lora --export_dir /fsx/s3/reports/llama3-8b-lora
+    python -m training.report --run_dir /fsx/s3/runs/llama3-8b-lora
 
 Reads what the earlier steps left in the run directory (train/summary.json,
 train/metrics.jsonl, evaluation.json, logs/lora-<step>-<job>.out) and writes
@@ -10,8 +10,9 @@ report/report.md (the same content; its images beside it). Each job's wall time
 and node count come from Slurm accounting (sacct) when the cluster has it, else
 from the jobs' own START/END log lines; the cost is their node-hours at the
 price table's rate (training.pricing, shared with `hpctl cost --sacct`).
-With --export_dir the files are written there too: under /fsx/s3 they are
-exported to the bucket, where `hpctl report` fetches the latest one.
+The run directory lies under /fsx/s3, which FSx exports to s3://<bucket>/data/,
+so the report reaches the bucket as data/runs/<run>/report/, where `hpctl report`
+fetches the latest one.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ from training.pricing import (
     rate,
 )
 
+# A run's directory is <the FSx directory exported to S3>/RUNS_DIR/<RUN_NAME> (jobs/lib/common.sh's RUN_DIR;
+# tests/jobs check they agree) and its report is REPORT_DIR inside it: the one copy, which FSx exports to
+# s3://<bucket>/data/runs/<run>/report/ (hpctl/report.py reads both names from here).
+RUNS_DIR = "runs"
 REPORT_DIR = "report"
 HTML_FILE = "report.html"
 MARKDOWN_FILE = "report.md"
@@ -57,8 +62,6 @@ class ReportInputError(UserError):
 @dataclass
 class ReportArguments:
     run_dir: str = field(metadata={"help": "The run directory (RUN_DIR): train/, evaluation.json, logs/."})
-    export_dir: str | None = field(default=None, metadata={
-        "help": "Also write the report here (e.g. /fsx/s3/reports/<run>, exported to the bucket)."})
     instance_type: str = field(default="ml.trn1.32xlarge", metadata={"help": "Worker instance type, for the price."})
     region: str | None = field(default=None, metadata={
         "help": "Region of the price table (default: AWS_REGION, else AWS_DEFAULT_REGION)."})
@@ -397,9 +400,6 @@ def main(args: ReportArguments) -> Path:
     doc = build(args)
     path = write(doc, Path(args.run_dir) / REPORT_DIR)
     print(f"report: {path} (and {MARKDOWN_FILE} beside it)", flush=True)
-    if args.export_dir:
-        exported = write(doc, Path(args.export_dir))
-        print(f"exported: {exported}", flush=True)
     return path
 
 

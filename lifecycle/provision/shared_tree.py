@@ -19,9 +19,11 @@ from provision.host import Host
 # FSX_LINKED_PATH without its slash (tests/lifecycle check that they agree).
 EXPORTED_DIR = "s3"
 # Below the mount point: base models; data sets (hpctl upload lands here through S3);
-# every run's outputs (adapter, merged model, metrics, logs) and its report (`hpctl report`
-# reads them from the bucket), exported to S3; venvs.
-USER_DIRS = ("models", f"{EXPORTED_DIR}/datasets", f"{EXPORTED_DIR}/runs", f"{EXPORTED_DIR}/reports", "envs")
+# every run's outputs (adapter, merged model, metrics, logs, and its report, which `hpctl report`
+# reads from the bucket), exported to S3; venvs. RUNS_DIR is training/report.py's RUNS_DIR (the
+# lifecycle runs without the project's packages; tests/lifecycle check that they agree).
+RUNS_DIR = "runs"
+USER_DIRS = ("models", f"{EXPORTED_DIR}/datasets", f"{EXPORTED_DIR}/{RUNS_DIR}", "envs")
 # setgid + rwxr-xr-x: the user writes, the group reads, new files keep the group.
 MODE = 0o2755
 

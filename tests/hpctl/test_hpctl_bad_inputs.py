@@ -2,7 +2,9 @@
 `error:` line naming what is wrong, no traceback, nothing written. The console script runs with no AWS
 region and no credentials, so each mistake must be found before any AWS call (one would end in exit 1).
 The rows are kinds of mistake (a bad option value, an unknown option or command, a local file that is
-missing, a directory or binary), not special cases: the policy lives in hpctl.main._Group."""
+missing, a directory or binary), not special cases: the policy lives in hpctl.main._Group.
+Each is answered before the AWS SDK is even imported (importing it is most of hpctl's start-up), which
+Python's own import log (PYTHONPROFILEIMPORTTIME, the environment form of -X importtime) shows."""
 
 from __future__ import annotations
 
@@ -16,6 +18,21 @@ import pytest
 from bad_input import assert_user_error, listing
 
 Row = tuple[Callable[[Path], list[str]], str]  # argv given a scratch directory, what the line must contain
+
+# The AWS SDK's packages: imported once a command talks to AWS, never to answer --help or a mistake.
+AWS_SDK = {"boto3", "botocore", "s3transfer"}
+
+
+def run_hpctl(args: list[str], env: dict[str, str], cwd: Path) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """The console script as a user runs it; its result without Python's import log, and the top-level
+    packages that log names."""
+    hpctl = Path(sys.executable).with_name("hpctl")
+    result = subprocess.run([str(hpctl), *args], capture_output=True, text=True, timeout=60, check=False,
+                            env={**env, "PYTHONPROFILEIMPORTTIME": "1"}, cwd=cwd, stdin=subprocess.DEVNULL)
+    log = [line for line in result.stderr.splitlines(keepends=True) if line.startswith("import time:")]
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in log[1:]}  # log[0]: the header
+    stderr = "".join(line for line in result.stderr.splitlines(keepends=True) if line not in log)
+    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout, stderr), imported
 
 
 def _binary(work: Path) -> str:
@@ -76,8 +93,22 @@ def test_a_bad_input_is_one_error_line_exit_2_before_any_aws_call(
     work.mkdir()
     args = argv(work)
     before = listing(work)
-    hpctl = Path(sys.executable).with_name("hpctl")
-    result = subprocess.run([str(hpctl), *args], capture_output=True, text=True, timeout=60, check=False,
-                            env=no_aws, cwd=work, stdin=subprocess.DEVNULL)
+    result, imported = run_hpctl(args, no_aws, work)
     line = assert_user_error(result, work, before)
     assert names in line
+    assert imported & AWS_SDK == set()
+
+
+@pytest.mark.parametrize("args", [["--help"], ["status", "--help"]], ids=["hpctl", "command"])
+def test_help_does_not_import_the_aws_sdk(args: list[str], tmp_path: Path, no_aws: dict[str, str]) -> None:
+    result, imported = run_hpctl(args, no_aws, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Usage: hpctl" in result.stdout and result.stderr == ""
+    assert "typer" in imported and imported & AWS_SDK == set()
+
+
+def test_a_command_that_talks_to_aws_does_import_the_sdk(tmp_path: Path, no_aws: dict[str, str]) -> None:
+    """The import log sees the SDK when it is imported: the checks above can fail."""
+    result, imported = run_hpctl(["status", "--cluster", "c"], no_aws, tmp_path)
+    assert result.returncode == 1 and result.stderr.startswith("error: ")
+    assert imported >= AWS_SDK

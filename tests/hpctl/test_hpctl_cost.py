@@ -70,6 +70,15 @@ def test_a_region_without_a_price_asks_for_your_rate() -> None:
     )
 
 
+def test_a_type_the_table_lacks_asks_for_your_rate_not_a_region() -> None:
+    """No region prices it, so none is looked up (hpctl would otherwise connect to read the profile's)."""
+    for region in (None, "us-west-2"):
+        code, lines = _cost("--hours", "1", "--instance-type", "ml.p5.48xlarge", region=region)
+        assert code == 2
+        assert lines == ["error: no price for ml.p5.48xlarge in the table: pass --price-per-hour (known: "
+                         "ml.c5.xlarge, ml.m5.xlarge, ml.trn1.32xlarge, ml.trn1n.32xlarge)"]
+
+
 def test_sacct_counts_finished_jobs_by_node_hours_and_skips_steps(tmp_path: Path) -> None:
     report = tmp_path / "sacct.txt"
     report.write_text(SACCT)

@@ -102,9 +102,10 @@ def test_a_group_without_running_nodes_says_so(moto_cluster: Any, cli: Cli, worl
     assert cli.execs == []
 
 
-def test_missing_session_manager_plugin_is_named_with_where_to_get_it(cli: Cli) -> None:
+def test_missing_session_manager_plugin_is_named_with_where_to_get_it_before_any_aws_call(cli: Cli) -> None:
+    connected: list[str | None] = []
     runtime = Runtime(
-        connect=lambda region, profile: cli.aws,
+        connect=lambda region, profile: connected.append(region) or cli.aws,
         exec_argv=cli.execs.append,
         which=lambda tool: None if tool == "session-manager-plugin" else "/usr/bin/aws",
     )
@@ -113,7 +114,7 @@ def test_missing_session_manager_plugin_is_named_with_where_to_get_it(cli: Cli) 
     assert result.output.startswith(
         "error: session-manager-plugin is not on PATH: install the Session Manager plugin"
     )
-    assert cli.execs == []
+    assert cli.execs == [] and connected == []
 
 
 def test_the_named_profile_is_passed_on_to_the_aws_cli(

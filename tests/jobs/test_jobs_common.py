@@ -113,14 +113,14 @@ def test_every_default_location_is_in_the_tree_the_lifecycle_prepares_for_the_us
     from infra.storage import FSX_LINKED_PATH
 
     assert f"/{EXPORTED_DIR}" == FSX_LINKED_PATH
-    got = values(tmp_path, "VENV_DIR", "MODEL_DIR", "DATASET_PATH", "RUN_DIR", "REPORT_EXPORT_DIR")
+    got = values(tmp_path, "VENV_DIR", "MODEL_DIR", "DATASET_PATH", "RUN_DIR")
     prepared = [f"{tmp_path}/fsx/{d}/" for d in USER_DIRS]
     assert {n: v for n, v in got.items() if not any(v.startswith(p) for p in prepared)} == {}
 
 
 def test_every_path_lives_under_fsx_root(tmp_path: Path) -> None:
     names = ("VENV_DIR", "MODEL_DIR", "DATASET_PATH", "RUN_DIR", "LOG_DIR", "OUTPUT_DIR", "COMPILE_DIR",
-             "ADAPTER_DIR", "MERGED_DIR", "REPORT_EXPORT_DIR", "NEURON_CACHE_DIR")
+             "ADAPTER_DIR", "MERGED_DIR", "NEURON_CACHE_DIR")
     got = values(tmp_path, *names)
     assert all(got[n].startswith(f"{tmp_path}/fsx/") for n in names), got
 

@@ -6,16 +6,22 @@ from pathlib import Path
 
 import pytest
 from lifecycle_fakes import CONTROLLER_IP, LOGIN_IP, WORKER_IP, fresh_rules, recorder, run_node
-from provision.shared_tree import EXPORTED_DIR, USER_DIRS
+from provision.shared_tree import EXPORTED_DIR, RUNS_DIR, USER_DIRS
 
 from infra.storage import FSX_LINKED_PATH
+from training import report
 
-TREE = ["models", "s3/datasets", "s3/runs", "s3/reports", "envs"]
+# Each run keeps its report in its own report/ directory: there is no separate reports tree.
+TREE = ["models", "s3/datasets", "s3/runs", "envs"]
 
 
 def test_the_exported_directory_is_the_one_the_data_repository_association_links_to_s3():
     assert f"/{EXPORTED_DIR}" == FSX_LINKED_PATH
     assert f"{EXPORTED_DIR}/runs" in USER_DIRS
+
+
+def test_the_runs_directory_is_the_one_the_report_and_hpctl_name():
+    assert RUNS_DIR == report.RUNS_DIR
 
 
 def test_the_controller_hands_each_directory_of_the_tree_to_the_default_user(root: Path):

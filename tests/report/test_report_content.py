@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from report_run import JOBS, write_run
 
-from training.report import ReportArguments, ReportInputError, main
+from training.report import REPORT_DIR, ReportArguments, ReportInputError, main
 
 
 def make_report(tmp_path: Path, **kwargs: object) -> tuple[str, str]:
@@ -115,10 +115,14 @@ def test_the_markdown_images_sit_beside_it(tmp_path: Path) -> None:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_the_export_dir_gets_the_same_files(tmp_path: Path) -> None:
-    make_report(tmp_path, export_dir=str(tmp_path / "s3" / "reports" / "r"))
-    exported = sorted(p.name for p in (tmp_path / "s3" / "reports" / "r").iterdir())
-    assert exported == ["loss.png", "perplexity.png", "report.html", "report.md"]
+def test_the_report_is_written_once_into_the_run_which_is_what_fsx_exports(tmp_path: Path) -> None:
+    write_run(tmp_path / "llama3-run")
+    before = set(tmp_path.rglob("*"))
+    make_report(tmp_path)
+    out = tmp_path / "llama3-run" / REPORT_DIR
+    written = {p for p in tmp_path.rglob("*") if p not in before}
+    assert [p for p in written if p != out and p.parent != out] == []
+    assert {"loss.png", "perplexity.png", "report.html", "report.md"} <= {p.name for p in written}
 
 
 def test_a_run_without_evaluation_says_which_step_to_run(tmp_path: Path) -> None:
