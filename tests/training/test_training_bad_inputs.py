@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from bad_input import assert_user_error, listing
-from training_helpers import REPO_ROOT, run_module
+from training_helpers import REPO_ROOT, run_module, run_module_reporting_imports
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,23 @@ def test_a_bad_input_is_one_error_line_exit_2_and_leaves_nothing(
     line = assert_user_error(result, inputs.work, before)
     assert names in line
     assert time.monotonic() - started < 30  # no retries against a hub that is not there
+
+
+@pytest.mark.parametrize(("argv", "env", "names"), [
+    (lambda i: [*_finetune(i), "--dataset_path", str(i.a_file)], {}, "notes.txt"),
+    (lambda i: [*_finetune(i), "--backend", "neuron"], {}, "--backend neuron needs optimum-neuron"),
+    (lambda i: [*_finetune(i), "--backend", "neuron", "--tensor_parallel_size", "8", "--max_seq_length", "1002"],
+     {"WORLD_SIZE": "32"}, "--max_seq_length 1002"),
+], ids=["data-file", "neuron-missing", "neuron-layout"])
+def test_finetune_refuses_before_it_loads_the_ml_stack(argv: Callable[[Inputs], list[str]], env: dict[str, str],
+                                                      names: str, inputs: Inputs) -> None:
+    """A mistake that the flags and the files' names show is reported in a fraction of a second, not after
+    the seconds that torch and transformers take to import (a job waits in the queue for each try)."""
+    before = listing(inputs.work)
+    result, loaded = run_module_reporting_imports("training.finetune", *argv(inputs), env=env)
+    result.stdout = ""  # only the report of the imports is printed there
+    assert names in assert_user_error(result, inputs.work, before)
+    assert loaded == []
 
 
 def test_a_safetensors_header_length_beyond_the_file_is_an_error_not_a_huge_read(tmp_path: Path) -> None:

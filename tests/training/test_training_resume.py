@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from training_helpers import REPO_ROOT, module_cmd, run_module
+from training_helpers import REPO_ROOT, module_cmd, parse_finetune, run_module, run_module_reporting_imports
 
-from training.finetune import latest_complete_checkpoint
+from training.finetune import _run_args, latest_complete_checkpoint
 
 
 def _state(ckpt: Path) -> dict:  # type: ignore[type-arg]
@@ -67,6 +67,26 @@ def test_a_killed_run_resumes_from_its_checkpoint(tiny_model: Path, dolly_path: 
     assert third.returncode == 0, third.stderr[-3000:]
     assert "already reached max_steps=120; nothing to do" in third.stderr
     assert json.loads((out / "summary.json").read_text()) == summary
+
+
+def test_a_finished_run_requeued_again_is_a_no_op_decided_before_the_ml_stack_loads(tiny_model: Path,
+                                                                                   dolly_path: Path,
+                                                                                   tmp_path: Path) -> None:
+    """HyperPod auto-resume and Slurm requeue rerun jobs that had finished: the rerun must leave the results
+    as they are, and should not pay torch's and transformers' import to find out."""
+    out = tmp_path / "run"
+    args = ["--model_name_or_path", str(tiny_model), "--dataset_path", str(dolly_path), "--output_dir", str(out),
+            "--backend", "cpu", "--max_steps", "7"]
+    out.mkdir()
+    # what matters of a finished run's summary.json: its arguments, and that it reached max_steps
+    finished = {"args": _run_args(*parse_finetune(args)), "steps": 7, "max_steps": 7, "final_train_loss": 0.5}
+    (out / "summary.json").write_text(json.dumps(finished))
+    result, loaded = run_module_reporting_imports("training.finetune", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"{out} already reached max_steps=7; nothing to do" in result.stderr
+    assert loaded == []
+    assert [p.name for p in out.iterdir()] == ["summary.json"]
+    assert json.loads((out / "summary.json").read_text()) == finished
 
 
 @pytest.mark.timeout(300)
