@@ -19,6 +19,8 @@ from training.data import HELDOUT_FILE, DataError, load_examples, read_heldout, 
 from training.errors import UserError
 from training.evaluate import EvaluateArguments, EvaluateInputError
 
+pytestmark = pytest.mark.heavy  # builds the shared 300-step LoRA run, merges and evaluates it
+
 
 def similarity(answer: str, reference: str) -> float:
     return difflib.SequenceMatcher(None, answer, reference).ratio()

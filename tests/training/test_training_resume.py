@@ -15,6 +15,8 @@ from training_helpers import REPO_ROOT, module_cmd, parse_finetune, run_module, 
 
 from training.finetune import _run_args, latest_complete_checkpoint, main
 
+pytestmark = pytest.mark.heavy  # two training processes, one killed mid-run
+
 
 def _state(ckpt: Path) -> dict:  # type: ignore[type-arg]
     return json.loads((ckpt / "trainer_state.json").read_text())
