@@ -16,7 +16,9 @@ with argparse alone so that the light entry points do not pay for importing tran
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
+import gc
 import math
 import os
 import sys
@@ -169,6 +171,8 @@ def run_entry_point(dataclass_types: tuple[type, ...], main: Callable[..., Any],
     one `error: ...` line and exit status 2, naming the flag whose path it concerns; anything else is a bug
     and keeps its traceback. (SIGTERM during an atomic output is training.fsio.sigterm_as_exit's.)
     """
+    atexit.unregister(_skip_final_collections)  # once, however often a process calls this
+    atexit.register(_skip_final_collections)
     args: tuple[Any, ...] = ()
     try:
         args = parse(dataclass_types, argv, description=description, prog=prog)
@@ -182,6 +186,18 @@ def run_entry_point(dataclass_types: tuple[type, ...], main: Callable[..., Any],
         flag = _flag_for(err, args)
         return _report(f"{flag} {advice}" if flag else advice)
     return 0
+
+
+def _skip_final_collections() -> None:
+    """Hide every object left at exit from the garbage collector.
+
+    As the interpreter exits, CPython collects garbage while it tears the modules down, walking every object
+    still alive; with torch and transformers loaded that is ~2 s of CPU per process, spent after the work is
+    done (measured here: 2.2 s from the last atexit handler to the exit of a process that only imported them,
+    0.2 s with them frozen). Nothing is lost: outputs are written, closed and renamed before main returns, and
+    CPython never promised to finalize the objects still alive at exit.
+    """
+    gc.freeze()
 
 
 def _report(message: str) -> int:

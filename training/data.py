@@ -120,7 +120,7 @@ def _iter_rows(path: Path) -> Iterator[tuple[int, Any]]:
             raise DataError(f"{path}: a .json data file must hold a list of objects")
         yield from enumerate(rows, start=1)
     else:
-        raise DataError(f"{path}: expected a .json or .jsonl file or a save_to_disk directory")
+        raise _not_a_data_file(path)
 
 
 def _field(row: dict[str, Any], name: str, required: bool) -> str:
@@ -178,11 +178,28 @@ def load_examples(paths: list[Path], skip_bad_rows: bool = False) -> LoadedData:
     return LoadedData(examples, "+".join(sorted(formats)), rows, skipped)
 
 
+DATA_FILE_SUFFIXES = (".json", ".jsonl")
+
+
+def _not_a_data_file(path: Path) -> DataError:
+    return DataError(f"{path}: expected a .json or .jsonl file or a save_to_disk directory")
+
+
+def data_sources(dataset_path: str) -> list[Path]:
+    """The files (or save_to_disk directory) `dataset_path` names, judged by name and kind alone, nothing read:
+    what finetune checks as it parses its flags, so a wrong file fails before the model and tokenizer load."""
+    paths = resolve_paths(dataset_path)
+    for path in paths:
+        if not path.is_dir() and path.suffix not in DATA_FILE_SUFFIXES:
+            raise _not_a_data_file(path)
+    return paths
+
+
 def resolve_paths(dataset_path: str) -> list[Path]:
     """A file, a save_to_disk directory, or a directory of .json/.jsonl files."""
     path = Path(dataset_path)
     if path.is_dir() and not (path / "dataset_info.json").exists() and not (path / "dataset_dict.json").exists():
-        files = sorted(p for p in path.iterdir() if p.suffix in (".json", ".jsonl"))
+        files = sorted(p for p in path.iterdir() if p.suffix in DATA_FILE_SUFFIXES)
         if not files:
             raise DataError(f"{path}: a directory with neither save_to_disk data nor .json/.jsonl files")
         return files

@@ -21,12 +21,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from training.backends import BACKENDS, is_compile_pass
+from training.data import DataError, data_sources
 from training.errors import (
     ArgumentError,
     UserError,
@@ -108,6 +110,10 @@ class DataArguments:
         if not 0.0 <= self.eval_fraction < 1.0:
             raise ArgumentError(f"--eval_fraction must be in [0, 1) (0 disables eval), got {self.eval_fraction}")
         require_path("dataset_path", self.dataset_path)
+        try:
+            data_sources(self.dataset_path)
+        except DataError as err:
+            raise ArgumentError(f"--dataset_path {err}") from None
 
 
 @dataclass
@@ -262,9 +268,8 @@ def _leave_process_group(wait_for_all: bool) -> None:
     training finished. After a good run every rank first waits for rank 0's final
     writes; after a failure nobody waits for ranks that may be gone.
     """
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
+    dist = sys.modules.get("torch.distributed")  # without torch loaded there is no group, nor a reason to load it
+    if dist is None or not (dist.is_available() and dist.is_initialized()):
         return
     if wait_for_all:
         dist.barrier()
@@ -348,8 +353,6 @@ def prepare_output_dir(output_dir: Path, backend: str, resume: bool) -> Path | N
 
 def _train(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict[str, Any] | None:
     """Train; returns the summary on global rank 0 (None elsewhere and in the compile pass)."""
-    from transformers import set_seed
-
     from training.backends import is_main_process, resolve_backend
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -365,6 +368,8 @@ def _train(model_args: ModelArguments, data_args: DataArguments, train_args: Tra
         # a requeued job whose work is done: keep its results rather than train again
         logger.info("%s already reached max_steps=%d; nothing to do", output_dir, done["max_steps"])
         return done if is_main_process() else None
+    from transformers import set_seed  # the ML stack loads only once there is training to do
+
     set_seed(train_args.seed)
     checkpoint = None if compile_pass else prepare_output_dir(output_dir, backend, train_args.resume)
     resumed_from = checkpoint_step(checkpoint) if checkpoint else 0
@@ -519,8 +524,6 @@ def _summary_fields(session: Session, backend: str, layout: Layout, model_args: 
 
 
 if __name__ == "__main__":
-    import sys
-
     from training.cli import run_entry_point
 
     sys.exit(run_entry_point(ARGUMENT_TYPES, main, prog="python -m training.finetune", description=__doc__))

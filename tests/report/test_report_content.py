@@ -24,9 +24,10 @@ def make_report(tmp_path: Path, **kwargs: object) -> tuple[str, str]:
     return page.read_text(), (page.parent / "report.md").read_text()
 
 
-@pytest.fixture
-def cpu_report(tmp_path: Path) -> tuple[str, str]:
-    return make_report(tmp_path)
+@pytest.fixture(scope="module")
+def cpu_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """The CPU run's page and its Markdown, made once: the tests below only read them."""
+    return make_report(tmp_path_factory.mktemp("cpu-report"))
 
 
 def cells(html: str) -> str:

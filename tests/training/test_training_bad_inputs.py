@@ -1,5 +1,6 @@
 """Every `python -m training.<name>` keeps the error policy on bad input (tests/support/bad_input.py):
-exit 2, one `error:` line naming what is wrong, no traceback, nothing left behind. The rows are kinds of
+exit 2, one `error:` line naming what is wrong, no traceback, nothing left behind, and (a mistake that the
+flags and files show) before torch and transformers load. The rows are kinds of
 mistake (a bad number, a missing or wrong kind of path, a file that is not what it claims), not one
 module's special cases: the policy lives in training.cli and training.errors."""
 
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from bad_input import assert_user_error, listing
-from training_helpers import REPO_ROOT, run_module
+from training_helpers import REPO_ROOT, run_module_reporting_imports
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,9 @@ ROWS: list[Row] = [
     ("training.finetune", lambda i: [*_finetune(i), "--model_name_or_path", _without_tokenizer(i)], "tokenizer"),
     ("training.finetune", lambda i: [*_finetune(i), "--dataset_path", str(i.work / "none.jsonl")], "--dataset_path"),
     ("training.finetune", lambda i: [*_finetune(i), "--dataset_path", str(i.a_file)], "notes.txt"),
+    ("training.finetune", lambda i: _finetune(i, "--backend", "neuron"), "--backend neuron needs optimum-neuron"),
+    ("training.finetune", lambda i: _finetune(i, "--backend", "neuron", "--tensor_parallel_size", "8"),
+     "--tensor_parallel_size 8 does not divide"),
     ("training.generate", lambda i: ["--model_path", str(i.work / "nope"), "--prompt", "Hi"], "--model_path"),
     ("training.generate", lambda i: ["--model_path", str(i.model), "--prompt", "Hi", "--max_new_tokens", "0"],
      "--max_new_tokens"),
@@ -134,6 +138,10 @@ ROWS: list[Row] = [
 ]
 
 
+# training.weights.merge imports torch at module level (empty this once it imports torch where it computes)
+IMPORTS_TORCH_FIRST = {"training.merge"}
+
+
 def _evaluate(i: Inputs) -> list[str]:
     """Two real models and a file that is not a held-out split."""
     return ["--base_model_path", str(i.model), "--merged_model_path", str(i.model), "--heldout_path",
@@ -165,10 +173,16 @@ def test_a_bad_input_is_one_error_line_exit_2_and_leaves_nothing(
     args = argv(inputs)
     before = listing(inputs.work)
     started = time.monotonic()
-    result = run_module(module, *args, env={"HF_HUB_OFFLINE": "0"}, timeout=60)  # no hub: fails fast anyway
+    result, loaded = run_module_reporting_imports(module, *args, env={"HF_HUB_OFFLINE": "0"},  # no hub: fails
+                                                  timeout=60)                                   # fast anyway
+    result.stdout = ""  # it holds only the report of the imports
     line = assert_user_error(result, inputs.work, before)
     assert names in line
     assert time.monotonic() - started < 30  # no retries against a hub that is not there
+    # what the flags and the files' names and headers show is refused before seconds go to importing the ML
+    # stack (a requeued job pays them on every try)
+    if module not in IMPORTS_TORCH_FIRST:
+        assert loaded == []
 
 
 def test_a_safetensors_header_length_beyond_the_file_is_an_error_not_a_huge_read(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import io
 import json
 import subprocess
 import sys
@@ -12,9 +14,12 @@ from typing import Any
 import pytest
 from training_helpers import Run, run_module
 
+from training.cli import run_entry_point
 from training.data import HELDOUT_FILE, DataError, load_examples, read_heldout, split_examples
 from training.errors import UserError
 from training.evaluate import EvaluateArguments, EvaluateInputError
+
+pytestmark = pytest.mark.heavy  # builds the shared 300-step LoRA run, merges and evaluates it
 
 
 def similarity(answer: str, reference: str) -> float:
@@ -34,15 +39,22 @@ def merged(lora_run: Run, tiny_model: Path, tmp_path_factory: pytest.TempPathFac
 
 @pytest.fixture(scope="module")
 def evaluated(lora_run: Run, tiny_model: Path, merged: Path,
-              tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict[str, Any]]:
-    """The CLI as the evaluate job runs it, on the CPU."""
+              tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
+    """The command line as the evaluate job gives it, on the CPU: what it printed and wrote. It runs in this
+    process (the ML stack is loaded here already); `python -m training.evaluate`'s own wiring and exit
+    statuses are checked by the tests that run it."""
+    from training.evaluate import EvaluateArguments, main
+
     out = tmp_path_factory.mktemp("eval") / "evaluation.json"
-    result = run_module("training.evaluate", "--base_model_path", str(tiny_model),
-                        "--merged_model_path", str(merged), "--heldout_path", str(lora_run.output_dir / HELDOUT_FILE),
-                        "--output_path", str(out), "--max_examples", "12", "--num_prompts", "3",
-                        "--max_new_tokens", "24", "--device", "cpu")
-    assert result.returncode == 0, result.stderr
-    return result, json.loads(out.read_text())
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = run_entry_point((EvaluateArguments,), main, prog="python -m training.evaluate", description=None,
+                                 argv=["--base_model_path", str(tiny_model), "--merged_model_path", str(merged),
+                                       "--heldout_path", str(lora_run.output_dir / HELDOUT_FILE),
+                                       "--output_path", str(out), "--max_examples", "12", "--num_prompts", "3",
+                                       "--max_new_tokens", "24", "--device", "cpu"])
+    assert status == 0
+    return printed.getvalue(), json.loads(out.read_text())
 
 
 def test_training_writes_down_the_examples_it_held_out(lora_run: Run, dolly_path: Path) -> None:
@@ -56,7 +68,7 @@ def test_training_writes_down_the_examples_it_held_out(lora_run: Run, dolly_path
 
 
 def test_the_merged_model_is_far_better_than_the_base_on_the_held_out_split(
-        evaluated: tuple[Any, dict[str, Any]]) -> None:
+        evaluated: tuple[str, dict[str, Any]]) -> None:
     _, results = evaluated
     base, tuned = results["models"]["base"], results["models"]["merged"]
     # a random tiny Llama is near uniform over its ~500 tokens; 300 steps learn the data's patterns
@@ -66,7 +78,7 @@ def test_the_merged_model_is_far_better_than_the_base_on_the_held_out_split(
 
 
 def test_both_models_answer_the_same_held_out_prompts_beside_the_reference(
-        evaluated: tuple[Any, dict[str, Any]], lora_run: Run) -> None:
+        evaluated: tuple[str, dict[str, Any]], lora_run: Run) -> None:
     _, results = evaluated
     held = read_heldout(lora_run.output_dir / HELDOUT_FILE).examples[:3]
     rows = results["generations"]
@@ -77,13 +89,13 @@ def test_both_models_answer_the_same_held_out_prompts_beside_the_reference(
         assert similarity(row["merged"], row["reference"]) > similarity(row["base"], row["reference"]), row
 
 
-def test_evaluate_says_which_device_and_how_long(evaluated: tuple[Any, dict[str, Any]]) -> None:
-    result, results = evaluated
+def test_evaluate_says_which_device_and_how_long(evaluated: tuple[str, dict[str, Any]]) -> None:
+    stdout, results = evaluated
     assert results["device"] == "cpu"
     assert results["heldout"]["examples_scored"] == 12
     assert all(m["seconds"]["total"] > 0 for m in results["models"].values())
-    assert "evaluate: device cpu" in result.stdout
-    assert f"evaluated on cpu in {results['seconds']:.1f} s" in result.stdout
+    assert "evaluate: device cpu" in stdout
+    assert f"evaluated on cpu in {results['seconds']:.1f} s" in stdout
 
 
 def test_a_run_without_a_held_out_split_is_one_error_line(tiny_model: Path, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -10,9 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from training_helpers import REPO_ROOT, module_cmd, run_module
+from training_helpers import REPO_ROOT, module_cmd, parse_finetune, run_module, run_module_reporting_imports
 
-from training.finetune import latest_complete_checkpoint
+from training.finetune import _run_args, latest_complete_checkpoint, main
+
+pytestmark = pytest.mark.heavy  # two training processes, one killed mid-run
 
 
 def _state(ckpt: Path) -> dict:  # type: ignore[type-arg]
@@ -69,15 +72,36 @@ def test_a_killed_run_resumes_from_its_checkpoint(tiny_model: Path, dolly_path: 
     assert json.loads((out / "summary.json").read_text()) == summary
 
 
-@pytest.mark.timeout(300)
-def test_the_compile_pass_runs_few_steps_and_leaves_nothing_to_resume(tiny_model: Path, dolly_path: Path,
-                                                                      tmp_path: Path) -> None:
+def test_a_finished_run_requeued_again_is_a_no_op_decided_before_the_ml_stack_loads(tiny_model: Path,
+                                                                                   dolly_path: Path,
+                                                                                   tmp_path: Path) -> None:
+    """HyperPod auto-resume and Slurm requeue rerun jobs that had finished: the rerun must leave the results
+    as they are, and should not pay torch's and transformers' import to find out."""
     out = tmp_path / "run"
-    result = run_module("training.finetune", "--model_name_or_path", str(tiny_model), "--dataset_path",
-                        str(dolly_path), "--output_dir", str(out), "--backend", "cpu", "--max_seq_length", "64",
-                        "--max_steps", "100", "--save_steps", "2", "--logging_steps", "1",
-                        env={"NEURON_EXTRACT_GRAPHS_ONLY": "1"})
+    args = ["--model_name_or_path", str(tiny_model), "--dataset_path", str(dolly_path), "--output_dir", str(out),
+            "--backend", "cpu", "--max_steps", "7"]
+    out.mkdir()
+    # what matters of a finished run's summary.json: its arguments, and that it reached max_steps
+    finished = {"args": _run_args(*parse_finetune(args)), "steps": 7, "max_steps": 7, "final_train_loss": 0.5}
+    (out / "summary.json").write_text(json.dumps(finished))
+    result, loaded = run_module_reporting_imports("training.finetune", *args)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "compile pass done (10 steps)" in result.stderr
+    assert f"{out} already reached max_steps=7; nothing to do" in result.stderr
+    assert loaded == []
+    assert [p.name for p in out.iterdir()] == ["summary.json"]
+    assert json.loads((out / "summary.json").read_text()) == finished
+
+
+def test_the_compile_pass_runs_few_steps_and_leaves_nothing_to_resume(tiny_model: Path, dolly_path: Path,
+                                                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    # in this process: what is checked is what the run leaves, not the command's wiring
+    out = tmp_path / "run"
+    monkeypatch.setenv("NEURON_EXTRACT_GRAPHS_ONLY", "1")  # what neuron_parallel_compile sets for the command
+    caplog.set_level(logging.INFO, logger="training.finetune")
+    assert main(*parse_finetune(["--model_name_or_path", str(tiny_model), "--dataset_path", str(dolly_path),
+                                 "--output_dir", str(out), "--backend", "cpu", "--max_seq_length", "64",
+                                 "--max_steps", "100", "--save_steps", "2", "--logging_steps", "1"])) is None
+    assert "compile pass done (10 steps)" in caplog.text
     assert latest_complete_checkpoint(out) is None
     assert not (out / "summary.json").exists() and not (out / "adapter_config.json").exists()

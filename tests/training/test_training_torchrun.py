@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from training_helpers import REPO_ROOT
 
+pytestmark = pytest.mark.heavy  # two launchers and two training ranks
+
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -52,3 +52,25 @@ def parse_finetune(argv: Sequence[str]) -> tuple[Any, ...]:
     from training.finetune import ARGUMENT_TYPES
 
     return parse(ARGUMENT_TYPES, list(argv))
+
+
+ML_STACK = ("torch", "transformers", "peft", "datasets", "trl")
+# `python -m MODULE ARGS` as runpy runs it, plus one last stdout line naming the ML_STACK packages the process
+# had imported when it exited (atexit runs after the entry point's sys.exit)
+_REPORT_IMPORTS = (
+    "import atexit, runpy, sys\n"
+    f"atexit.register(lambda: print('imported:', *[m for m in {ML_STACK!r} if m in sys.modules]))\n"
+    "sys.argv[:] = sys.argv[1:]\n"  # `python -c CODE MODULE ARGS` gives ['-c', MODULE, ARGS]
+    "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n"
+)
+
+
+def run_module_reporting_imports(module: str, *args: str, env: dict[str, str] | None = None,
+                                 timeout: float = 120) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """`python -m module args` (as runpy runs it), and which packages of the ML stack it loaded before it exited:
+    what proves that a command decided something (a refusal, nothing to do) before paying seconds for them."""
+    result = subprocess.run([sys.executable, "-c", _REPORT_IMPORTS, module, *args], cwd=REPO_ROOT,
+                            env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+    last = result.stdout.splitlines()[-1] if result.stdout.strip() else ""
+    assert last.startswith("imported:"), result.stdout[-2000:] + result.stderr[-2000:]
+    return result, last.split()[1:]
