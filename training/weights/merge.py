@@ -7,17 +7,19 @@ embeddings, computed in float32 as peft does on CPU) without loading the model:
 a tensor that LoRA does not touch is copied file to file, a merged one is read,
 merged and written a block of rows at a time, so memory holds a few blocks. The
 next block is read and merged while the one before is written (shards_io's
-writer thread), and torch is imported only when the first merged block is
-needed, so its import overlaps the copy of the tensors before it.
+writer thread), and torch is imported in the background while the tensors
+before the first merged one are copied.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
 import re
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache, partial
@@ -243,8 +245,13 @@ def main(args: MergeArguments) -> Path:
     # a targeted embedding's frozen weight comes from the adapter (peft saves it), in the base model's dtype
     sources.update({weight: adapter_tensors[name] for weight, name in replaced.items()})
     out_dtypes = {name: code for name, _, code in specs}
+    if pairs or any(sources[name].dtype != code for name, code in out_dtypes.items()):
+        # torch takes over a second to import: in the background, so that it overlaps the file-to-file copies
+        # of the tensors before the first merged one (that one waits for it, if it is not done by then)
+        threading.Thread(target=importlib.import_module, args=("torch",), name="import-torch", daemon=True).start()
+
     @cache
-    def blocks() -> Blocks:  # made for the first merged tensor: torch is imported then, not before
+    def blocks() -> Blocks:  # made for the first merged tensor, which needs torch
         return Blocks()
 
     def parts(name: str) -> Iterator[Part]:
