@@ -47,7 +47,7 @@ down:
 synth: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" node_modules/.bin/cdk synth --quiet
 
-## SIZE=8b: the same at Llama-3-8B's shape (16 GB; needs about 50 GB free disk, checked first)
+## SIZE=8b: the same at Llama-3-8B's shape (16 GB; needs about 34 GB free disk, checked first)
 SIZE ?= small
 bench: setup
 	$(PY) bench/consolidate_merge.py --size $(SIZE)

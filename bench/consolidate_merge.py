@@ -11,8 +11,12 @@ in its own subprocess, each right after `cp -r` of the same input, and reads its
 RSS. Merges two adapters: LoRA on all seven linears of every layer (the worst case:
 half the model's bytes change) and on q_proj + v_proj (the Llama-3-8B recipe's
 targets). peft's merge runs at the small size only: it holds the whole model in
-memory. Needs about 3x the model's size free in --scratch (checked first). Prints a
-markdown table and writes it to bench/results/consolidate_merge[-8b].md.
+memory. Every timed command (cp too) starts with its input read once, so neither finds
+a cache the other warmed. The checkpoint is built and consolidated first, then removed
+and the base model built for the merges: about 2x the model's size must be free in
+--scratch (3x with --keep; checked first). --before DIR adds rows for the tools as a
+checkout of an older commit runs them, paired with the same cp. Prints a markdown
+table and writes it to bench/results/consolidate_merge[-8b].md.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ import shutil
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
@@ -89,26 +94,42 @@ class Synthetic:
         return shape if dim is None else tuple(d // TP if i == dim else d for i, d in enumerate(shape))
 
 
-def build(scratch: Path, shape: Shape, adapters: dict[Path, tuple[str, ...]]) -> tuple[Path, Path]:
-    """Base model dir and 8-rank checkpoint; `adapters` (dir -> target modules) are written beside them."""
-    import torch
-    from transformers import LlamaConfig
-
+def _rank_slicer(shape: Shape) -> tuple[Synthetic, Callable[[str, tuple[int, ...], int], torch.Tensor]]:
     sys.path.insert(0, str(ROOT / "tests" / "checkpoints"))
-    from shards_writer import metadata, partition_dim
+    from shards_writer import partition_dim
 
-    from training.weights.shards_io import torch_rows, write_safetensors
-
-    base, ckpt = scratch / "base", scratch / "run" / "checkpoint-100"
-    base.mkdir(parents=True)
     synth = Synthetic()
-    specs = shapes(shape)
 
     def rank_slice(name: str, full: tuple[int, ...], rank: int) -> torch.Tensor:
         """What rank `rank` holds of `name` (gate/up are split as their fused gate_up_proj is)."""
         fused = name.replace(".gate_proj.", ".gate_up_proj.").replace(".up_proj.", ".gate_up_proj.")
         dim = partition_dim(fused)
         return synth.piece(name, 0 if dim is None else rank, synth.slice_shape(full, dim))
+
+    return synth, rank_slice
+
+
+def _model_config(shape: Shape) -> Any:
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=VOCAB, hidden_size=shape.hidden, intermediate_size=shape.intermediate,
+                       num_hidden_layers=shape.layers, num_attention_heads=HEADS, num_key_value_heads=KV,
+                       tie_word_embeddings=False, torch_dtype="bfloat16")
+
+
+def build_base(scratch: Path, shape: Shape, adapters: dict[Path, tuple[str, ...]]) -> Path:
+    """The base model dir (safetensors shards); `adapters` (dir -> target modules) are written beside it."""
+    import torch
+
+    from training.weights.shards_io import torch_rows, write_safetensors
+
+    sys.path.insert(0, str(ROOT / "tests" / "checkpoints"))
+    from shards_writer import partition_dim
+
+    base = scratch / "base"
+    base.mkdir(parents=True)
+    _, rank_slice = _rank_slicer(shape)
+    specs = shapes(shape)
 
     def full_parts(name: str, full: tuple[int, ...]) -> list[torch.Tensor]:
         fused = name.replace(".gate_proj.", ".gate_up_proj.").replace(".up_proj.", ".gate_up_proj.")
@@ -122,10 +143,23 @@ def build(scratch: Path, shape: Shape, adapters: dict[Path, tuple[str, ...]]) ->
     write_safetensors(base, [(n, s, "BF16") for n, s in specs],
                       lambda n: (torch_rows(t) for t in full_parts(n, by_name[n])),
                       desc="base model", max_shard_bytes=5 * 1024**3 if shape.layers > 12 else 1024**3)
-    config = LlamaConfig(vocab_size=VOCAB, hidden_size=shape.hidden, intermediate_size=shape.intermediate,
-                         num_hidden_layers=shape.layers, num_attention_heads=HEADS, num_key_value_heads=KV,
-                         tie_word_embeddings=False, torch_dtype="bfloat16")
-    config.save_pretrained(base)
+    _model_config(shape).save_pretrained(base)
+    for adapter, targets in adapters.items():
+        write_adapter(adapter, base, shape, targets)
+    return base
+
+
+def build_checkpoint(scratch: Path, shape: Shape) -> Path:
+    """The 8-rank TP checkpoint of the same model as build_base's (one rank in memory at a time)."""
+    import torch
+
+    sys.path.insert(0, str(ROOT / "tests" / "checkpoints"))
+    from shards_writer import metadata
+
+    ckpt = scratch / "run" / "checkpoint-100"
+    _, rank_slice = _rank_slicer(shape)
+    specs = shapes(shape)
+    by_name = dict(specs)
     shards = ckpt / "shards"
     (shards / "model").mkdir(parents=True)
     fused_names = [n.replace(".gate_proj.", ".gate_up_proj.") for n, _ in specs if ".up_proj." not in n]
@@ -146,10 +180,8 @@ def build(scratch: Path, shape: Shape, adapters: dict[Path, tuple[str, ...]]) ->
         del state
     (shards / "done").write_text("")
     (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 100}))
-    shutil.copy2(base / "config.json", ckpt / "config.json")
-    for adapter, targets in adapters.items():
-        write_adapter(adapter, base, shape, targets)
-    return base, ckpt
+    _model_config(shape).save_pretrained(ckpt)
+    return ckpt
 
 
 def write_adapter(adapter: Path, base: Path, shape: Shape, targets: tuple[str, ...]) -> None:
@@ -178,16 +210,27 @@ PeftModel.from_pretrained(m, sys.argv[2]).merge_and_unload().save_pretrained(sys
 """
 
 
-def measure(cmd: list[str], output: Path) -> tuple[float, float]:
+def warm(path: Path) -> None:
+    """Read every file under `path` once, so the timed command finds its input in the page cache as far as
+    memory holds it, whichever command ran before it: cp and the tool start from the same cache."""
+    buffer = bytearray(16 * 1024**2)
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        with open(file, "rb", buffering=0) as f:
+            while f.readinto(buffer):
+                pass
+
+
+def measure(cmd: list[str], output: Path, source: Path, cwd: Path = ROOT) -> tuple[float, float]:
     """(seconds, peak RSS in bytes) of `cmd` and a `sync` after it (the bytes on disk, not in the page
     cache), run in a fresh child that only waits for it. `output` is removed and dirty pages are flushed
-    first, so no run pays for the writeback of the one before."""
+    first, so no run pays for the writeback of the one before, and its input `source` is read once."""
     shutil.rmtree(output, ignore_errors=True)
     os.sync()
+    warm(source)
     probe = ("import os, resource, subprocess, sys, time; t = time.perf_counter(); subprocess.run(sys.argv[1:],"
              " check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); os.sync(); "
              "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)")
-    out = subprocess.run([PY, "-c", probe, *cmd], check=True, capture_output=True, text=True, cwd=ROOT).stdout.split()
+    out = subprocess.run([PY, "-c", probe, *cmd], check=True, capture_output=True, text=True, cwd=cwd).stdout.split()
     return float(out[0]), float(out[1])
 
 
@@ -195,26 +238,36 @@ def measure(cmd: list[str], output: Path) -> tuple[float, float]:
 class Row:
     step: str
     output: Path
+    cmd: list[str]
+    cwd: Path = ROOT  # the source tree whose `training` package runs (--before: an older one)
     seconds: list[float] = field(default_factory=list)
     cp_seconds: list[float] = field(default_factory=list)
     rss: float = 0.0
     output_bytes: int = 0
 
 
-def run_rounds(rows: list[tuple[Row, list[str], Path]], rounds: int, scratch: Path) -> None:
-    """Each round times every step right after a `cp -r` of its input, so the pair sees the same machine
-    state: on a shared VM the same cp takes 0.6 s one minute and 4 s the next, so only paired ratios and
-    medians mean anything. Each output is removed once measured, so the disk holds one at a time."""
+def run_rounds(groups: list[tuple[Path, list[Row]]], rounds: int, scratch: Path) -> None:
+    """Each round times a `cp -r` of each group's input, then each step of the group, so the pair sees the
+    same machine state: on a shared VM the same cp takes 0.6 s one minute and 4 s the next, so only paired
+    ratios and medians mean anything. Each output is removed once measured, so the disk holds one at a time."""
     copy = scratch / "cp-copy"
     for _ in range(rounds):
-        for row, cmd, cp_source in rows:
-            row.cp_seconds.append(measure(["cp", "-r", str(cp_source), str(copy)], copy)[0])
+        for cp_source, rows in groups:
+            cp_seconds = measure(["cp", "-r", str(cp_source), str(copy)], copy, cp_source)[0]
             shutil.rmtree(copy)
-            secs, rss = measure(cmd, row.output)
-            row.seconds.append(secs)
-            row.rss = max(row.rss, rss)
-            row.output_bytes = dir_bytes(row.output) if row.output.exists() else 0
-            shutil.rmtree(row.output, ignore_errors=True)
+            for row in rows:
+                secs, rss = measure(row.cmd, row.output, cp_source, row.cwd)
+                row.cp_seconds.append(cp_seconds)
+                row.seconds.append(secs)
+                row.rss = max(row.rss, rss)
+                row.output_bytes = dir_bytes(row.output) if row.output.exists() else 0
+                shutil.rmtree(row.output, ignore_errors=True)
+
+
+def _commit(tree: Path) -> str:
+    done = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          check=False)
+    return done.stdout.strip() or str(tree)
 
 
 def dir_bytes(path: Path) -> int:
@@ -231,15 +284,17 @@ def model_bytes(shape: Shape) -> int:
     return total
 
 
-def check_disk(scratch: Path, shape: Shape) -> None:
-    """The base model, the checkpoint and one output at a time: 3x the model, plus 5%."""
-    need = int(model_bytes(shape) * 3 * 1.05)
+def check_disk(scratch: Path, shape: Shape, copies: int) -> None:
+    """`copies` times the model, plus 5%: the input of a step (the checkpoint, then the base model) and one
+    output at a time; with --keep, the base model and the checkpoint both stay."""
+    need = int(model_bytes(shape) * copies * 1.05)
     probe = scratch if scratch.exists() else next(p for p in scratch.parents if p.exists())
     free = shutil.disk_usage(probe).free
     print(f"bench: needs {need / 1e9:.0f} GB free in {scratch} ({free / 1e9:.0f} GB free)", file=sys.stderr)
     if free < need:
         sys.exit(f"error: --scratch {scratch}: {free / 1e9:.0f} GB free, the benchmark needs {need / 1e9:.0f} GB "
-                 f"(3x the {model_bytes(shape) / 1e9:.1f} GB model); free space or pass --scratch on a larger disk")
+                 f"({copies}x the {model_bytes(shape) / 1e9:.1f} GB model); free space or pass --scratch on a "
+                 "larger disk")
 
 
 def main() -> None:
@@ -250,6 +305,8 @@ def main() -> None:
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/bench-consolidate-merge"), help="scratch dir")
     parser.add_argument("--keep", action="store_true", help="leave the model, checkpoint and adapters in --scratch "
                         "(to profile a step by hand)")
+    parser.add_argument("--before", type=Path, help="also time consolidate and merge as a checkout of an older "
+                        "commit runs them (e.g. `git worktree add /tmp/before <commit>`), paired with the same cp")
     args = parser.parse_args()
     shape = SIZES[args.size]
     if args.layers is not None:
@@ -259,26 +316,39 @@ def main() -> None:
     s = args.scratch
     if s.exists():
         shutil.rmtree(s)
-    check_disk(s, shape)
+    check_disk(s, shape, 3 if args.keep else 2)
     adapters = {s / "adapter-all": ALL_LINEARS, s / "adapter-qv": RECIPE_TARGETS}
+    before = f" (before: {_commit(args.before)})" if args.before else ""
+
+    def with_before(row: Row) -> list[Row]:
+        if args.before is None:
+            return [row]
+        return [row, Row(row.step + before, row.output, row.cmd, args.before.resolve())]
+
     try:
-        base, ckpt = build(s, shape, adapters)
-        consolidate = Row("consolidate (8 TP ranks -> model)", s / "consolidated")
-        run_rounds([(consolidate, [PY, "-m", "training.consolidate", "--checkpoint_dir", str(s / "run"),
-                                   "--output_dir", str(consolidate.output)], ckpt / "shards")], rounds, s)
-        floor = Row("`python -c 'import torch'` alone: the floor of any merge that uses torch's kernels", s / "none")
-        steps: list[tuple[Row, list[str], Path]] = [(floor, [PY, "-c", "import torch"], base)]
+        ckpt = build_checkpoint(s, shape)
+        consolidate = Row("consolidate (8 TP ranks -> model)", s / "consolidated",
+                          [PY, "-m", "training.consolidate", "--checkpoint_dir", str(s / "run"), "--output_dir",
+                           str(s / "consolidated")])
+        consolidated = with_before(consolidate)
+        run_rounds([(ckpt / "shards", consolidated)], rounds, s)
+        if not args.keep:
+            shutil.rmtree(s / "run")
+        base = build_base(s, shape, adapters)
+        steps = [Row("`python -c 'import torch'` alone: the floor of any merge that uses torch's kernels",
+                     s / "none", [PY, "-c", "import torch"])]
         for adapter, targets in adapters.items():
             label = "+".join(t.removesuffix("_proj") for t in targets)
-            ours = Row(f"merge, LoRA on {label}", s / f"merged-{adapter.name}")
-            steps.append((ours, [PY, "-m", "training.merge", "--base_model_path", str(base), "--adapter_path",
-                                 str(adapter), "--output_dir", str(ours.output)], base))
+            out = s / f"merged-{adapter.name}"
+            steps += with_before(Row(f"merge, LoRA on {label}", out, [
+                PY, "-m", "training.merge", "--base_model_path", str(base), "--adapter_path", str(adapter),
+                "--output_dir", str(out)]))
             if with_peft:
-                peft = Row(f"peft merge, LoRA on {label} (load + merge_and_unload + save_pretrained)",
-                           s / f"peft-{adapter.name}")
-                steps.append((peft, [PY, "-c", PEFT_SCRIPT, str(base), str(adapter), str(peft.output)], base))
-        run_rounds(steps, rounds, s)
-        table = [consolidate, *(row for row, _, _ in steps)]
+                out = s / f"peft-{adapter.name}"
+                steps.append(Row(f"peft merge, LoRA on {label} (load + merge_and_unload + save_pretrained)", out,
+                                 [PY, "-c", PEFT_SCRIPT, str(base), str(adapter), str(out)]))
+        run_rounds([(base, steps)], rounds, s)
+        table = [*consolidated, *steps]
     finally:
         if not args.keep:
             shutil.rmtree(s, ignore_errors=True)
@@ -287,7 +357,8 @@ def main() -> None:
     lines = [f"Synthetic Llama-3-shaped bf16 model ({args.size}: hidden {shape.hidden}, intermediate "
              f"{shape.intermediate}, {shape.layers} layers, {model_bytes(shape) / 1e9:.1f} GB); largest tensor "
              f"{largest / 1e6:.0f} MB (embed_tokens / lm_head, {VOCAB}x{shape.hidden}). Median of {rounds} runs, "
-             f"each timed to the end of a `sync`. vs cp: the median over runs of (`cp -r` of the same input on the "
+             f"each timed to the end of a `sync`, each started with its input read once (the page cache as warm "
+             f"for cp as for the tool). vs cp: the median over runs of (`cp -r` of the same input on the "
              f"same disk, then `sync`, timed just before the run) / (the run); RSS / peft against peft's largest "
              f"peak" + ("." if with_peft else " (peft not run at this size: it holds the whole model in memory)."),
              "", "| step | output GB | seconds | MB/s | vs cp | peak RSS GB | RSS / largest tensor | RSS / peft |",

@@ -100,6 +100,28 @@ def test_row_parallel_tensors_gathered_in_ragged_row_blocks_are_exact(base_model
     _assert_same(load_file(out / "model.safetensors"), state)
 
 
+def test_row_blocks_laid_out_ahead_of_a_slow_disk_are_not_overwritten_before_they_are_written(
+        base_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next blocks of rows are laid out while the ones before are written: a block's buffer is
+    reused only after the writer is done with it, however far behind the disk is."""
+    import time
+
+    import training.weights.shards_io as shards_io
+
+    write = shards_io._write_all
+
+    def slow_write(dst: object, data: memoryview) -> None:
+        time.sleep(0.002)
+        write(dst, data)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(shards_io, "_write_all", slow_write)
+    monkeypatch.setattr("training.weights.consolidate.BLOCK_BYTES", 3 * 128 * 4 + 7)
+    state = load_file(base_model / "model.safetensors")
+    out = main(ConsolidateArguments(checkpoint_dir=str(write_sharded(tmp_path / "checkpoint-5", state)),
+                                    output_dir=str(tmp_path / "out")))
+    _assert_same(load_file(out / "model.safetensors"), state)
+
+
 def test_plain_peft_adapter_is_validated_and_copied(adapter: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = main(ConsolidateArguments(checkpoint_dir=str(adapter), output_dir=str(tmp_path / "out")))
     assert (out / "adapter_model.safetensors").read_bytes() == (adapter / "adapter_model.safetensors").read_bytes()

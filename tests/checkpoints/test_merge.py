@@ -46,6 +46,50 @@ def test_merging_in_row_blocks_changes_no_bit(base_model: Path, adapter: Path, t
         assert torch.equal(got[name], want[name]), name
 
 
+def test_blocks_merged_ahead_of_a_slow_disk_are_not_overwritten_before_they_are_written(
+        base_model: Path, adapter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next blocks are read and merged while the ones before are written: a block's buffer is reused
+    only after the writer is done with it."""
+    import time
+
+    import training.weights.merge
+    import training.weights.shards_io as shards_io
+
+    write = shards_io._write_all
+
+    def slow_write(dst: object, data: memoryview) -> None:
+        time.sleep(0.002)
+        write(dst, data)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(shards_io, "_write_all", slow_write)
+    monkeypatch.setattr(training.weights.merge, "DELTA_CHUNK_BYTES", 100 * 4 * 128)
+    out = main(MergeArguments(base_model_path=str(base_model), adapter_path=str(adapter), output_dir=str(tmp_path / "m"),
+                              dtype="bfloat16"))
+    got, want = load_file(out / "model.safetensors"), _peft_merged(base_model, adapter, torch.bfloat16)
+    for name in want:
+        assert torch.equal(got[name], want[name]), name
+
+
+def test_a_merge_that_changes_no_tensor_never_imports_torch(base_model: Path, tmp_path: Path) -> None:
+    """torch (over a second to import) is imported for the first merged block, so the file-to-file copies
+    before it overlap its import; a merge with nothing to compute never pays for it."""
+    import subprocess
+    import sys
+
+    from safetensors.torch import save_file
+
+    empty = tmp_path / "empty-adapter"
+    empty.mkdir()
+    save_file({}, str(empty / "adapter_model.safetensors"))
+    (empty / "adapter_config.json").write_text(json.dumps({"r": 8, "lora_alpha": 16}))
+    code = ("import sys; from training.weights.merge import cli; status = cli(sys.argv[1:]); "
+            "print(status, sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'safetensors'}))")
+    done = subprocess.run([sys.executable, "-c", code, "--base_model_path", str(base_model), "--adapter_path",
+                           str(empty), "--output_dir", str(tmp_path / "out")], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "0 []"
+    assert load_file(tmp_path / "out" / "model.safetensors").keys() == load_file(base_model / "model.safetensors").keys()
+
+
 def test_rslora_and_rank_patterns_scale_as_peft_does(base_model: Path, tmp_path: Path) -> None:
     adapter = make_adapter(base_model, tmp_path / "adapter", use_rslora=True,
                            rank_pattern={"q_proj": 4}, alpha_pattern={"down_proj": 64})

@@ -286,3 +286,50 @@ def test_sigterm_mid_consolidation_removes_the_hidden_temporary_output(tmp_path:
     assert proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
     assert "Traceback" not in stderr
     assert not out.exists() and not list(tmp_path.glob(".out.tmp-*"))
+
+
+def _no_lora_adapter(path: Path) -> Path:
+    """An adapter with no LoRA tensors: merging it with --dtype only converts, every block through the
+    writer thread's write()s."""
+    from safetensors.torch import save_file
+
+    path.mkdir()
+    save_file({}, str(path / "adapter_model.safetensors"))
+    (path / "adapter_config.json").write_text('{"r": 8, "lora_alpha": 16}')
+    return path
+
+
+@needs_mount_namespace
+def test_a_full_disk_under_the_merge_writer_thread_is_one_error_line_and_removes_the_partial_output(
+        tiny_model: Path, tmp_path: Path) -> None:
+    adapter = _no_lora_adapter(tmp_path / "adapter")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    result = _in_tmpfs(disk, "size=256k", "training.merge", "--base_model_path", str(tiny_model), "--adapter_path",
+                       str(adapter), "--output_dir", str(disk / "out"), "--dtype", "bfloat16")
+    line = assert_user_error(result, disk, set())
+    assert line.startswith(f"error: --output_dir {disk / 'out'}: no space left on device")
+
+
+def test_sigterm_while_the_merge_writer_thread_writes_removes_the_hidden_temporary_output(
+        tiny_model: Path, tmp_path: Path) -> None:
+    # the writer thread is mid-write (each write slowed) and the main thread is merging ahead of it: the
+    # signal stops both and the temporary directory goes
+    out = tmp_path / "out"
+    code = ("import sys, time; import training.weights.shards_io as io; write = io._write_all\n"
+            "def slow(*a):\n    time.sleep(0.3); return write(*a)\n"
+            "io._write_all = slow\nfrom training.weights.merge import cli; sys.exit(cli(sys.argv[1:]))")
+    adapter = _no_lora_adapter(tmp_path / "adapter")
+    proc = subprocess.Popen([sys.executable, "-c", code, "--base_model_path", str(tiny_model), "--adapter_path",
+                             str(adapter), "--output_dir", str(out), "--dtype", "bfloat16"],
+                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".out.tmp-*/*.safetensors")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(tmp_path.glob(".out.tmp-*/*.safetensors")), "the temporary output never appeared"
+    time.sleep(0.5)  # a few blocks in flight
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert not out.exists() and not list(tmp_path.glob(".out.tmp-*"))

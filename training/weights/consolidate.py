@@ -24,10 +24,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from training.errors import ArgumentError, require_dir, require_output_dir, same_path
 from training.fsio import atomic_output_dir, read_json_object
+from training.weights.pipeline import BufferPool
 from training.weights.shards_io import (
     Part,
     Rows,
@@ -66,6 +65,7 @@ class ConsolidateArguments:
 
 Producer = Callable[[], Iterator[Part]]
 BLOCK_BYTES = 32 * 1024**2
+BLOCKS_IN_FLIGHT = 4  # being laid out, waiting, being written: memory holds at most this many blocks
 
 
 def _rows_of(rank: RankFile, name: str, start: int, stop: int) -> Part:
@@ -77,9 +77,15 @@ def _rows_of(rank: RankFile, name: str, start: int, stop: int) -> Part:
     return Rows((stop - start, *shape[1:]) if shape else (), dtype, rank.rows(name, start, stop).data)
 
 
-def _gather(ranks: list[RankFile], name: str, dim: int | None) -> Iterator[Part]:
+def _gather(ranks: list[RankFile], name: str, dim: int | None, pool: BufferPool) -> Iterator[Part]:
     """Dim-0 pieces of the whole tensor. Replicated or split on dim 0: each rank's slice, file to file.
-    Split on a later dim: blocks of rows, each rank's part of the rows read and laid side by side."""
+    Split on a later dim: blocks of rows, each rank's part of the rows read and laid side by side in a
+    buffer of `pool`, which goes back to the pool once written.
+
+    Each rank's rows are read whole and copied into their columns by numpy. Reading them straight into
+    their columns (os.preadv with an iovec per row) was measured slower here: 1-3.5 KB per iovec, as
+    o_proj and down_proj give at Llama-3-8B's size over 8 ranks, costs the kernel more than one
+    contiguous read and a strided copy (bench/results/scatter_read.md)."""
     shape, dtype = ranks[0].shape(name)
     count = shape[0] if shape else 1
     if dim is None:
@@ -95,14 +101,15 @@ def _gather(ranks: list[RankFile], name: str, dim: int | None) -> Iterator[Part]
     out_shape = (*shape[:dim], sum(r.shape(name)[0][dim] for r in ranks), *shape[dim + 1:])
     width = sum(widths) * runs
     block = max(1, min(count, BLOCK_BYTES // width))
-    out = np.empty((block * runs, sum(widths)), dtype=np.uint8)
     for start in range(0, count, block):
         stop = min(start + block, count)
+        buffer = pool.take(block * width)
+        out = buffer[: (stop - start) * width].reshape((stop - start) * runs, sum(widths))
         column = 0
         for r, w in zip(ranks, widths, strict=True):
-            out[: (stop - start) * runs, column:column + w] = r.rows(name, start, stop).reshape(-1, w)
+            out[:, column:column + w] = r.rows(name, start, stop).reshape(-1, w)
             column += w
-        yield Rows((stop - start, *out_shape[1:]), dtype, out[: (stop - start) * runs].data)
+        yield Rows((stop - start, *out_shape[1:]), dtype, out.data, partial(pool.give, buffer))
 
 
 def _unfuse(ranks: list[RankFile], name: str, sizes: list[int], index: int) -> Iterator[Part]:
@@ -112,8 +119,10 @@ def _unfuse(ranks: list[RankFile], name: str, sizes: list[int], index: int) -> I
         yield _rows_of(r, name, start, start + sizes[index])
 
 
-def _plan(ckpt: ShardedCheckpoint, adapter_name: str | None) -> list[tuple[str, tuple[int, ...], str, Producer]]:
-    """(output name, shape, dtype, how to build it) for every tensor, in rank-0 order.
+def _plan(ckpt: ShardedCheckpoint, adapter_name: str | None,
+          pool: BufferPool) -> list[tuple[str, tuple[int, ...], str, Producer]]:
+    """(output name, shape, dtype, how to build it) for every tensor, in rank-0 order; row-parallel ones
+    are laid out in buffers of `pool`.
 
     Like optimum-neuron, only tensors named in mp_metadata's `parameters` are consolidated (buffers are not)."""
     plan: list[tuple[str, tuple[int, ...], str, Producer]] = []
@@ -152,13 +161,13 @@ def _plan(ckpt: ShardedCheckpoint, adapter_name: str | None) -> list[tuple[str, 
                 shape = list(shapes[0])
                 if dim is not None:
                     shape[dim] = sum(s[dim] for s in shapes)
-                plan.append((name, tuple(shape), dtype, partial(_gather, ranks, name, dim)))
+                plan.append((name, tuple(shape), dtype, partial(_gather, ranks, name, dim, pool)))
                 continue
             rest = name[len(f"{spec.module}.{spec.fused_name}."):]
             outs = [f"{spec.module}.{linear}.{rest}" for linear in spec.linear_names]
             if dim is None:  # LoRA A of a column-fused linear: one A shared by every part, so each gets a copy
                 for out in outs:
-                    plan.append((out, shapes[0], dtype, partial(_gather, ranks, name, None)))
+                    plan.append((out, shapes[0], dtype, partial(_gather, ranks, name, None, pool)))
                 continue
             sizes = [d // spec.tp_size for d in spec.original_dims]
             if dim != 0 or spec.tp_size != len(ranks) or any(s[0] != sum(sizes) for s in shapes):
@@ -188,7 +197,7 @@ def _adapter_config(adapter_dir: Path, linears: dict[str, tuple[str, ...]]) -> d
 
 def consolidate_sharded(ckpt: ShardedCheckpoint, out: Path, max_shard_bytes: int) -> list[str]:
     adapter_name = ckpt.adapter_dir.name.removeprefix("adapter_") if ckpt.adapter_dir else None
-    plan = _plan(ckpt, adapter_name)
+    plan = _plan(ckpt, adapter_name, BufferPool(BLOCKS_IN_FLIGHT))
     if not plan:
         raise CheckpointError(f"{ckpt.shards_dir}: no tensor of the rank files is a parameter in mp_metadata")
     producers = {name: make for name, _, _, make in plan}

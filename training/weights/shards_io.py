@@ -17,12 +17,15 @@ import math
 import os
 import shutil
 import struct
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from training.errors import UserError
+from training.errors import OUTPUT_ERRNOS, UserError
+from training.weights.pipeline import Writer
 
 if TYPE_CHECKING:
     import torch
@@ -31,6 +34,7 @@ DTYPE_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16
 TORCH_NAMES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
                "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
 COPY_CHUNK_BYTES = 16 * 1024**2
+COPY_RANGE_CHUNK_BYTES = 256 * 1024**2  # one copy_file_range call: a quarter second of disk at most
 
 Spec = tuple[str, tuple[int, ...], str]  # tensor name, shape, safetensors dtype
 MAX_HEADER_BYTES = 100 * 1024**2  # safetensors' own reader refuses larger headers (HeaderTooLarge)
@@ -57,6 +61,15 @@ def torch_dtype(code: str) -> torch.dtype:
     import torch
 
     return getattr(torch, TORCH_NAMES[code])
+
+
+def read_tensor(source: FileRange) -> torch.Tensor:
+    """A (small) tensor read whole into memory of its own, e.g. a LoRA A or B."""
+    import torch
+
+    buffer = torch.empty(source.nbytes, dtype=torch.uint8)
+    source.read_into(buffer.numpy().data)
+    return buffer.view(torch_dtype(source.dtype)).view(source.shape)
 
 
 def dtype_code(dtype: torch.dtype) -> str:
@@ -98,11 +111,13 @@ class FileRange:
 
 @dataclass(frozen=True)
 class Rows:
-    """Consecutive dim-0 rows of a tensor, in memory (a numpy array's or a torch tensor's bytes)."""
+    """Consecutive dim-0 rows of a tensor, in memory (a numpy array's or a torch tensor's bytes). `release`,
+    if given, runs once the bytes are written (or dropped): it returns a pooled buffer for reuse."""
 
     shape: tuple[int, ...]
     dtype: str
     data: memoryview
+    release: Callable[[], None] | None = None
 
 
 Part = FileRange | Rows
@@ -124,17 +139,22 @@ def _write_all(dst: IO[bytes], data: memoryview) -> None:
         data = data[done or 0:]
 
 
-def _copy_range(src: FileRange, dst: IO[bytes]) -> None:
-    """copy_file_range (in-kernel, reflinked where the filesystem can) with a read/write fallback."""
+def _copy_range(src: FileRange, dst: IO[bytes], cancelled: threading.Event | None = None) -> None:
+    """copy_file_range (in-kernel, reflinked where the filesystem can) with a read/write fallback; in chunks,
+    so that an aborted write stops within one chunk."""
     with open(src.path, "rb") as f:
         offset, left = src.offset, src.nbytes
         try:
             while left:
-                done = os.copy_file_range(f.fileno(), dst.fileno(), left, offset)
+                if cancelled is not None and cancelled.is_set():
+                    return
+                done = os.copy_file_range(f.fileno(), dst.fileno(), min(left, COPY_RANGE_CHUNK_BYTES), offset)
                 if done == 0:
                     raise SafetensorsError(f"{src.path}: truncated at byte {offset}")
                 offset, left = offset + done, left - done
-        except (OSError, AttributeError):  # other filesystem or kernel without it: copy what is left in user space
+        except (OSError, AttributeError) as exc:  # other filesystem or kernel without it: copy the rest in user space
+            if isinstance(exc, OSError) and exc.errno in OUTPUT_ERRNOS:
+                raise  # a full disk stays a full disk
             f.seek(offset)
             while left:
                 chunk = f.read(min(left, COPY_CHUNK_BYTES))
@@ -164,8 +184,9 @@ class SafetensorsStream:
         _write_all(self._file, memoryview(struct.pack("<Q", len(raw)) + raw))
         self._next = 0
 
-    def append_parts(self, name: str, parts: Iterable[Part]) -> None:
-        """Write a tensor given as consecutive dim-0 pieces, one piece in memory at a time (none for a FileRange)."""
+    def append_parts(self, name: str, parts: Iterable[Part], writer: Writer | None = None) -> None:
+        """Write a tensor given as consecutive dim-0 pieces, checked here; the bytes are moved here, or, given
+        a writer, by its thread, in order, while the next pieces are produced."""
         want_name, want_shape, want_dtype = self._expected[self._next]
         if name != want_name:
             raise ValueError(f"{self.path.name}: expected tensor {want_name}, got {name}")
@@ -174,20 +195,34 @@ class SafetensorsStream:
             if part.dtype != want_dtype or part.shape[1:] != want_shape[1:] or len(part.shape) != len(want_shape):
                 raise ValueError(f"{self.path.name}: {name} piece {part.shape} {part.dtype} does not fit "
                                  f"{want_shape} {want_dtype}")
-            if isinstance(part, FileRange):
-                _copy_range(part, self._file)
+            if isinstance(part, Rows) and part.data.nbytes != nbytes(part.shape, part.dtype):
+                raise ValueError(f"{self.path.name}: {name} piece {part.shape} holds {part.data.nbytes} bytes")
+            release = part.release if isinstance(part, Rows) else None
+            if writer is None:
+                try:
+                    self._write(part)
+                finally:
+                    if release is not None:
+                        release()
             else:
-                data = part.data.cast("B")
-                if len(data) != nbytes(part.shape, part.dtype):
-                    raise ValueError(f"{self.path.name}: {name} piece {part.shape} holds {len(data)} bytes")
-                _write_all(self._file, data)
+                writer.submit(partial(self._write, part, writer.cancelled), release)
             rows += part.shape[0] if part.shape else 1
         if rows != (want_shape[0] if want_shape else 1):
             raise ValueError(f"{self.path.name}: {name} got {rows} rows, expected {want_shape}")
         self._next += 1
 
-    def close(self) -> None:
-        self._file.close()
+    def _write(self, part: Part, cancelled: threading.Event | None = None) -> None:
+        if isinstance(part, FileRange):
+            _copy_range(part, self._file, cancelled)
+        else:
+            _write_all(self._file, part.data)
+
+    def close(self, writer: Writer | None = None) -> None:
+        """Close the file (after the writer's queued jobs, given one); every tensor must have been appended."""
+        if writer is None:
+            self._file.close()
+        else:
+            writer.submit(self._file.close)
         if self._next != len(self._expected):
             raise ValueError(f"{self.path.name}: {len(self._expected) - self._next} tensor(s) never written")
 
@@ -230,14 +265,16 @@ def write_safetensors(out_dir: Path, specs: list[Spec], parts: Callable[[str], I
         groups = list(zip(shards, shard_names(len(shards)), strict=True))
     total = sum(nbytes(shape, dtype) for _, shape, dtype in specs)
     weight_map: dict[str, str] = {}
-    with tqdm(total=total, desc=desc, unit="B", unit_scale=True) as bar:
+    # this thread produces the pieces (reads, arithmetic) while the writer's writes the ones before; the bar
+    # shows from the second second on, so work that ends (or fails) sooner prints nothing but its result
+    with tqdm(total=total, desc=desc, unit="B", unit_scale=True, delay=2) as bar, Writer() as writer:
         for group, name in groups:
             stream = SafetensorsStream(out_dir / name, group)
             for tensor, shape, dtype in group:
-                stream.append_parts(tensor, parts(tensor))
+                stream.append_parts(tensor, parts(tensor), writer)
                 weight_map[tensor] = name
-                bar.update(nbytes(shape, dtype))
-            stream.close()
+                writer.submit(partial(bar.update, nbytes(shape, dtype)))
+            stream.close(writer)
     if len(groups) > 1:
         write_index(out_dir / "model.safetensors.index.json", weight_map, total)
     return weight_map
