@@ -138,10 +138,6 @@ ROWS: list[Row] = [
 ]
 
 
-# training.weights.merge imports torch at module level (empty this once it imports torch where it computes)
-IMPORTS_TORCH_FIRST = {"training.merge"}
-
-
 def _evaluate(i: Inputs) -> list[str]:
     """Two real models and a file that is not a held-out split."""
     return ["--base_model_path", str(i.model), "--merged_model_path", str(i.model), "--heldout_path",
@@ -181,8 +177,7 @@ def test_a_bad_input_is_one_error_line_exit_2_and_leaves_nothing(
     assert time.monotonic() - started < 30  # no retries against a hub that is not there
     # what the flags and the files' names and headers show is refused before seconds go to importing the ML
     # stack (a requeued job pays them on every try)
-    if module not in IMPORTS_TORCH_FIRST:
-        assert loaded == []
+    assert loaded == []
 
 
 def test_a_safetensors_header_length_beyond_the_file_is_an_error_not_a_huge_read(tmp_path: Path) -> None:
