@@ -220,18 +220,20 @@ def warm(path: Path) -> None:
                 pass
 
 
-def measure(cmd: list[str], output: Path, source: Path, cwd: Path = ROOT) -> tuple[float, float]:
-    """(seconds, peak RSS in bytes) of `cmd` and a `sync` after it (the bytes on disk, not in the page
-    cache), run in a fresh child that only waits for it. `output` is removed and dirty pages are flushed
-    first, so no run pays for the writeback of the one before, and its input `source` is read once."""
+def measure(cmd: list[str], output: Path, source: Path, cwd: Path = ROOT) -> tuple[float, float, float]:
+    """(seconds, peak RSS in bytes, CPU seconds: user + system) of `cmd` and a `sync` after it (the bytes on
+    disk, not in the page cache), run in a fresh child that only waits for it. `output` is removed and dirty
+    pages are flushed first, so no run pays for the writeback of the one before, and its input `source` is
+    read once. The CPU is the command's own; the kernel's writeback threads are charged to no one."""
     shutil.rmtree(output, ignore_errors=True)
     os.sync()
     warm(source)
     probe = ("import os, resource, subprocess, sys, time; t = time.perf_counter(); subprocess.run(sys.argv[1:],"
              " check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); os.sync(); "
-             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)")
+             "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+             "print(time.perf_counter() - t, u.ru_maxrss * 1024, u.ru_utime + u.ru_stime)")
     out = subprocess.run([PY, "-c", probe, *cmd], check=True, capture_output=True, text=True, cwd=cwd).stdout.split()
-    return float(out[0]), float(out[1])
+    return float(out[0]), float(out[1]), float(out[2])
 
 
 @dataclass
@@ -241,7 +243,9 @@ class Row:
     cmd: list[str]
     cwd: Path = ROOT  # the source tree whose `training` package runs (--before: an older one)
     seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
     cp_seconds: list[float] = field(default_factory=list)
+    cp_cpu_seconds: list[float] = field(default_factory=list)
     rss: float = 0.0
     output_bytes: int = 0
 
@@ -253,12 +257,14 @@ def run_rounds(groups: list[tuple[Path, list[Row]]], rounds: int, scratch: Path)
     copy = scratch / "cp-copy"
     for _ in range(rounds):
         for cp_source, rows in groups:
-            cp_seconds = measure(["cp", "-r", str(cp_source), str(copy)], copy, cp_source)[0]
+            cp_seconds, _, cp_cpu = measure(["cp", "-r", str(cp_source), str(copy)], copy, cp_source)
             shutil.rmtree(copy)
             for row in rows:
-                secs, rss = measure(row.cmd, row.output, cp_source, row.cwd)
+                secs, rss, cpu = measure(row.cmd, row.output, cp_source, row.cwd)
                 row.cp_seconds.append(cp_seconds)
+                row.cp_cpu_seconds.append(cp_cpu)
                 row.seconds.append(secs)
+                row.cpu_seconds.append(cpu)
                 row.rss = max(row.rss, rss)
                 row.output_bytes = dir_bytes(row.output) if row.output.exists() else 0
                 shutil.rmtree(row.output, ignore_errors=True)
@@ -361,15 +367,17 @@ def main() -> None:
              f"for cp as for the tool). vs cp: the median over runs of (`cp -r` of the same input on the "
              f"same disk, then `sync`, timed just before the run) / (the run); RSS / peft against peft's largest "
              f"peak" + ("." if with_peft else " (peft not run at this size: it holds the whole model in memory)."),
-             "", "| step | output GB | seconds | MB/s | vs cp | peak RSS GB | RSS / largest tensor | RSS / peft |",
-             "|---|---|---|---|---|---|---|---|"]
+             f" CPU: the command's user + system seconds (median), beside its paired cp's; {os.cpu_count()} cores.",
+             "", "| step | output GB | seconds | MB/s | vs cp | CPU s (cp's) | peak RSS GB | RSS / largest tensor "
+             "| RSS / peft |", "|---|---|---|---|---|---|---|---|---|"]
     for row in table:
         secs = statistics.median(row.seconds)
         vs_cp = statistics.median(cp / t for cp, t in zip(row.cp_seconds, row.seconds, strict=True))
         rate = f"{row.output_bytes / secs / 1e6:.0f}" if row.output_bytes else "-"
         vs_peft = f"{row.rss / peft_rss:.2f}" if peft_rss else "-"
         lines.append(f"| {row.step} | {row.output_bytes / 1e9:.2f} | {secs:.1f} | {rate} | "
-                     f"{vs_cp:.2f} | {row.rss / 1e9:.2f} | {row.rss / largest:.1f}x | {vs_peft} |")
+                     f"{vs_cp:.2f} | {statistics.median(row.cpu_seconds):.1f} "
+                     f"({statistics.median(row.cp_cpu_seconds):.1f}) | {row.rss / 1e9:.2f} | {row.rss / largest:.1f}x | {vs_peft} |")
     text = "\n".join(lines) + "\n"
     print(text)
     results = ROOT / "bench" / "results"
