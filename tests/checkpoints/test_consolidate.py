@@ -122,6 +122,31 @@ def test_row_blocks_laid_out_ahead_of_a_slow_disk_are_not_overwritten_before_the
     _assert_same(load_file(out / "model.safetensors"), state)
 
 
+def test_a_model_in_shards_written_two_at_a_time_is_exact(base_model: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shards go to the writer lanes in turn, so two are written at once (each in order), while row
+    blocks from one buffer pool are laid out ahead of both."""
+    import time
+
+    import training.weights.shards_io as shards_io
+
+    write = shards_io._write_all
+
+    def slow_write(dst: object, data: memoryview) -> None:
+        time.sleep(0.002)
+        write(dst, data)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(shards_io, "_write_all", slow_write)
+    monkeypatch.setattr("training.weights.consolidate.BLOCK_BYTES", 3 * 128 * 4 + 7)
+    state = load_file(base_model / "model.safetensors")
+    out = main(ConsolidateArguments(checkpoint_dir=str(write_sharded(tmp_path / "checkpoint-5", state)),
+                                    output_dir=str(tmp_path / "out"), max_shard_size_gb=300_000 / 1024**3))
+    shards = sorted(out.glob("model-*-of-*.safetensors"))
+    assert len(shards) > shards_io.WRITER_LANES
+    got = {name: tensor for shard in shards for name, tensor in load_file(shard).items()}
+    _assert_same(got, state)
+
+
 def test_plain_peft_adapter_is_validated_and_copied(adapter: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = main(ConsolidateArguments(checkpoint_dir=str(adapter), output_dir=str(tmp_path / "out")))
     assert (out / "adapter_model.safetensors").read_bytes() == (adapter / "adapter_model.safetensors").read_bytes()

@@ -1,5 +1,5 @@
-"""training.weights.pipeline: the writer thread runs jobs in order, a failure in either stage stops both,
-and the buffer pool bounds how far the producer runs ahead."""
+"""training.weights.pipeline: a writer thread runs jobs in order, writer lanes run at once, a failure in
+any stage stops all, and the buffer pool bounds how far the producer runs ahead."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from training.weights.pipeline import BufferPool, Writer
+from training.weights.pipeline import BufferPool, Writer, Writers
 
 
 def test_jobs_run_in_the_order_submitted_and_each_is_released_once() -> None:
@@ -96,6 +96,51 @@ def test_a_long_job_sees_the_abort_between_its_chunks() -> None:
         started.wait(5)
         raise KeyboardInterrupt
     assert 0 < len(chunks) < 1000
+
+
+def test_writer_lanes_run_at_once_each_in_its_own_order() -> None:
+    both = threading.Barrier(2, timeout=5)  # passes only while a job of each lane runs
+    ran: dict[int, list[int]] = {0: [], 1: []}
+    with Writers(2, depth=2) as writers:
+        for lane in (0, 1):
+            writers.lane(lane).submit(both.wait)
+        for i in range(20):
+            writers.lane(i % 2).submit(lambda i=i: ran[i % 2].append(i))
+    assert ran == {0: list(range(0, 20, 2)), 1: list(range(1, 20, 2))}
+
+
+def test_a_failure_in_one_lane_is_raised_at_the_next_submit_to_another_and_stops_every_lane() -> None:
+    failed = threading.Event()
+    ran: list[int] = []
+
+    def full_disk() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError) as failure, Writers(2) as writers:
+        writers.lane(1).submit(full_disk, failed.set)  # `done` runs once the failure is recorded
+        assert failed.wait(5)
+        writers.lane(0).submit(lambda: ran.append(0))
+    assert failure.value.errno == errno.ENOSPC
+    assert ran == []
+    assert not any(writers.lane(i)._thread.is_alive() for i in (0, 1))
+
+
+def test_an_error_in_the_producer_stops_every_lane() -> None:
+    started = threading.Semaphore(0)
+    ran: list[int] = []
+
+    def slow() -> None:
+        started.release()
+        time.sleep(0.2)
+
+    with pytest.raises(ValueError, match="truncated input"), Writers(2) as writers:
+        for lane in (0, 1):
+            writers.lane(lane).submit(slow)
+            writers.lane(lane).submit(lambda lane=lane: ran.append(lane))
+        assert started.acquire(timeout=5) and started.acquire(timeout=5)
+        raise ValueError("truncated input")
+    assert ran == []
+    assert not any(writers.lane(i)._thread.is_alive() for i in (0, 1))
 
 
 def test_the_pool_lends_at_most_its_count_of_buffers() -> None:

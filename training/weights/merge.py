@@ -6,8 +6,8 @@ Gives what peft's merge_and_unload() gives (W += scaling * B @ A, transposed for
 embeddings, computed in float32 as peft does on CPU) without loading the model:
 a tensor that LoRA does not touch is copied file to file, a merged one is read,
 merged and written a block of rows at a time, so memory holds a few blocks. The
-next block is read and merged while the one before is written (shards_io's
-writer thread), and torch is imported in the background while the tensors
+next block is read and merged while the ones before are written (shards_io's
+writer threads), and torch is imported in the background while the tensors
 before the first merged one are copied.
 """
 

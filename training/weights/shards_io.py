@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from training.errors import OUTPUT_ERRNOS, UserError
-from training.weights.pipeline import Writer
+from training.weights.pipeline import Writer, Writers
 
 if TYPE_CHECKING:
     import torch
@@ -35,6 +35,9 @@ TORCH_NAMES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bf
                "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
 COPY_CHUNK_BYTES = 16 * 1024**2
 COPY_RANGE_CHUNK_BYTES = 256 * 1024**2  # one copy_file_range call: a quarter second of disk at most
+# shards written at once: one thread copying in the kernel (as `cp -r` does) is bound by its core, not the
+# disk (pipeline.Writers has the measurement)
+WRITER_LANES = 2
 
 Spec = tuple[str, tuple[int, ...], str]  # tensor name, shape, safetensors dtype
 MAX_HEADER_BYTES = 100 * 1024**2  # safetensors' own reader refuses larger headers (HeaderTooLarge)
@@ -265,15 +268,23 @@ def write_safetensors(out_dir: Path, specs: list[Spec], parts: Callable[[str], I
         groups = list(zip(shards, shard_names(len(shards)), strict=True))
     total = sum(nbytes(shape, dtype) for _, shape, dtype in specs)
     weight_map: dict[str, str] = {}
-    # this thread produces the pieces (reads, arithmetic) while the writer's writes the ones before; the bar
-    # shows from the second second on, so work that ends (or fails) sooner prints nothing but its result
-    with tqdm(total=total, desc=desc, unit="B", unit_scale=True, delay=2) as bar, Writer() as writer:
-        for group, name in groups:
+    progress = threading.Lock()  # the bar is advanced by whichever lane wrote a tensor's last bytes
+
+    def advance(n: int) -> None:
+        with progress:
+            bar.update(n)
+
+    # this thread produces the pieces (reads, arithmetic) while the writer threads write the ones before, a
+    # file per lane; the bar shows from the second second on, so work that ends (or fails) sooner prints
+    # nothing but its result
+    with tqdm(total=total, desc=desc, unit="B", unit_scale=True, delay=2) as bar, Writers(WRITER_LANES) as writers:
+        for index, (group, name) in enumerate(groups):
+            writer = writers.lane(index)
             stream = SafetensorsStream(out_dir / name, group)
             for tensor, shape, dtype in group:
                 stream.append_parts(tensor, parts(tensor), writer)
                 weight_map[tensor] = name
-                writer.submit(partial(bar.update, nbytes(shape, dtype)))
+                writer.submit(partial(advance, nbytes(shape, dtype)))
             stream.close(writer)
     if len(groups) > 1:
         write_index(out_dir / "model.safetensors.index.json", weight_map, total)
