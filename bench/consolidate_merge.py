@@ -366,7 +366,7 @@ def main() -> None:
              f"each timed to the end of a `sync`, each started with its input read once (the page cache as warm "
              f"for cp as for the tool). vs cp: the median over runs of (`cp -r` of the same input on the "
              f"same disk, then `sync`, timed just before the run) / (the run); RSS / peft against peft's largest "
-             f"peak" + ("." if with_peft else " (peft not run at this size: it holds the whole model in memory)."),
+             f"peak" + ("." if with_peft else " (peft not run at this size: it holds the whole model in memory).") +
              f" CPU: the command's user + system seconds (median), beside its paired cp's; {os.cpu_count()} cores.",
              "", "| step | output GB | seconds | MB/s | vs cp | CPU s (cp's) | peak RSS GB | RSS / largest tensor "
              "| RSS / peft |", "|---|---|---|---|---|---|---|---|---|"]
