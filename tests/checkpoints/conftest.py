@@ -1,8 +1,10 @@
-"""Fixtures: a tiny GQA Llama (32 query heads, 8 kv heads), a peft adapter with random A and non-zero B."""
+"""Fixtures: a tiny GQA Llama (32 query heads, 8 kv heads), a peft adapter with random A and non-zero B, and a
+slow disk under the writer threads."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -22,3 +24,18 @@ def base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def adapter(base_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_adapter(base_model, tmp_path_factory.mktemp("adapter"))
+
+
+@pytest.fixture
+def slow_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every write from memory takes 2 ms longer, so the producer runs ahead of the writers as far as the
+    buffer pool lets it: a buffer given back before its bytes were written would show as changed bytes."""
+    import training.weights.shards_io as shards_io
+
+    write = shards_io._write_all
+
+    def slow_write(dst: object, data: memoryview) -> None:
+        time.sleep(0.002)
+        write(dst, data)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(shards_io, "_write_all", slow_write)

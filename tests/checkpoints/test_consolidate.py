@@ -101,20 +101,9 @@ def test_row_parallel_tensors_gathered_in_ragged_row_blocks_are_exact(base_model
 
 
 def test_row_blocks_laid_out_ahead_of_a_slow_disk_are_not_overwritten_before_they_are_written(
-        base_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        base_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slow_disk: None) -> None:
     """The next blocks of rows are laid out while the ones before are written: a block's buffer is
     reused only after the writer is done with it, however far behind the disk is."""
-    import time
-
-    import training.weights.shards_io as shards_io
-
-    write = shards_io._write_all
-
-    def slow_write(dst: object, data: memoryview) -> None:
-        time.sleep(0.002)
-        write(dst, data)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(shards_io, "_write_all", slow_write)
     monkeypatch.setattr("training.weights.consolidate.BLOCK_BYTES", 3 * 128 * 4 + 7)
     state = load_file(base_model / "model.safetensors")
     out = main(ConsolidateArguments(checkpoint_dir=str(write_sharded(tmp_path / "checkpoint-5", state)),
@@ -123,20 +112,11 @@ def test_row_blocks_laid_out_ahead_of_a_slow_disk_are_not_overwritten_before_the
 
 
 def test_a_model_in_shards_written_two_at_a_time_is_exact(base_model: Path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+                                                         monkeypatch: pytest.MonkeyPatch, slow_disk: None) -> None:
     """Shards go to the writer lanes in turn, so two are written at once (each in order), while row
     blocks from one buffer pool are laid out ahead of both."""
-    import time
-
     import training.weights.shards_io as shards_io
 
-    write = shards_io._write_all
-
-    def slow_write(dst: object, data: memoryview) -> None:
-        time.sleep(0.002)
-        write(dst, data)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(shards_io, "_write_all", slow_write)
     monkeypatch.setattr("training.weights.consolidate.BLOCK_BYTES", 3 * 128 * 4 + 7)
     state = load_file(base_model / "model.safetensors")
     out = main(ConsolidateArguments(checkpoint_dir=str(write_sharded(tmp_path / "checkpoint-5", state)),

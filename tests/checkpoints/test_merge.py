@@ -47,21 +47,11 @@ def test_merging_in_row_blocks_changes_no_bit(base_model: Path, adapter: Path, t
 
 
 def test_blocks_merged_ahead_of_a_slow_disk_are_not_overwritten_before_they_are_written(
-        base_model: Path, adapter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        base_model: Path, adapter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slow_disk: None) -> None:
     """The next blocks are read and merged while the ones before are written: a block's buffer is reused
     only after the writer is done with it."""
-    import time
-
     import training.weights.merge
-    import training.weights.shards_io as shards_io
 
-    write = shards_io._write_all
-
-    def slow_write(dst: object, data: memoryview) -> None:
-        time.sleep(0.002)
-        write(dst, data)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(shards_io, "_write_all", slow_write)
     monkeypatch.setattr(training.weights.merge, "DELTA_CHUNK_BYTES", 100 * 4 * 128)
     out = main(MergeArguments(base_model_path=str(base_model), adapter_path=str(adapter), output_dir=str(tmp_path / "m"),
                               dtype="bfloat16"))

@@ -169,8 +169,8 @@ class Blocks:
         import torch
 
         if "OMP_NUM_THREADS" not in os.environ:
-            # the writer thread needs a core of its own: torch's workers sharing one with it spin-wait at
-            # each kernel's barrier (measured on 2 cores: 2.5x the CPU time for the same merge)
+            # the writer threads need a core: torch's workers sharing one with a writer spin-wait at each
+            # kernel's barrier (measured on 2 cores: 2.5x the CPU time for the same merge)
             torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) - 1))
         self.pool = BufferPool(BLOCKS_IN_FLIGHT, lambda n: torch.empty(n, dtype=torch.uint8))
         self._delta = torch.empty(0, dtype=torch.float32)

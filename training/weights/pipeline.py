@@ -1,9 +1,9 @@
-"""Overlap producing blocks of bytes with writing them: one background writer thread, bounded memory.
+"""Overlap producing blocks of bytes with writing them: background writer threads, bounded memory.
 
-consolidate and merge read (and merge does arithmetic on) a block of rows while the block before it
-goes to disk. The caller's thread produces; a Writer runs the write jobs it is given, in order, on one
-thread of its own (the write syscalls, os.preadv and torch's kernels all release the GIL, so the two
-stages use two cores). Memory stays bounded: a block lives in a BufferPool buffer, and the pool lends
+consolidate and merge read (and merge does arithmetic on) a block of rows while the blocks before it
+go to disk. The caller's thread produces; a Writer runs the write jobs it is given, in order, on one
+thread of its own (the write syscalls and torch's kernels release the GIL, so the stages use separate
+cores). Memory stays bounded: a block lives in a BufferPool buffer, and the pool lends
 one only when the writer has given one back, so the producer runs at most `count` blocks ahead.
 
 An error in either stage stops both, leaving the caller to remove the partial output:
